@@ -1,0 +1,152 @@
+/**
+ * The contract between the host and `assembly/`: every kernel the WASM
+ * module exports, with its arguments. Pointers are byte offsets into linear
+ * memory (the host allocates them); sizes are element counts. Kernels never
+ * allocate and never check sizes: the TypeScript entry points do that once.
+ *
+ * Layouts:
+ * - matrices are row-major; W is `rows × cols`, so `y = W x` has `rows`
+ *   outputs; batched inputs are `m` vectors of `cols`, one after another,
+ *   and batched outputs put vector j's results at `y + 4 * j * ldy`.
+ * - q8_0 is GGUF's layout: blocks of 34 bytes, an f16 scale `d` then 32 int8
+ *   values `q`, standing for `d * q[i]`. A q8_0 row of `cols` (a multiple of
+ *   32) takes `cols / 32 * 34` bytes.
+ * - the PRNG state is 16 bytes (xoshiro128**), owned by the host.
+ */
+export interface KernelExports {
+  /** First byte after the module's static data: where the host heap starts. */
+  heap_base(): number;
+
+  // --- matmul (assembly/matmul.ts) ---
+  /** y[r] = Σ_c W[r, c] · x[c] */
+  matvec_f32(y: number, w: number, x: number, rows: number, cols: number): void;
+  /** y[j, r] = Σ_c W[r, c] · x[j, c] for j < m (m = 1..16), reading W once. */
+  matmul_f32(
+    y: number,
+    w: number,
+    x: number,
+    rows: number,
+    cols: number,
+    m: number,
+    ldy: number,
+  ): void;
+
+  // --- q8_0 (assembly/q8.ts) ---
+  /** Quantizes n floats (n a multiple of 32) to n / 32 q8_0 blocks. */
+  quantize_q8_0(out: number, x: number, n: number): void;
+  /** Expands n / 32 q8_0 blocks to n floats. */
+  dequantize_q8_0(out: number, q: number, n: number): void;
+  /** y = W x with W and x both q8_0 (x quantized by quantize_q8_0). */
+  matvec_q8_0(
+    y: number,
+    w: number,
+    xq: number,
+    rows: number,
+    cols: number,
+  ): void;
+  /** Batched form: xq holds m quantized vectors of cols each. */
+  matmul_q8_0(
+    y: number,
+    w: number,
+    xq: number,
+    rows: number,
+    cols: number,
+    m: number,
+    ldy: number,
+  ): void;
+
+  // --- f16 (assembly/f16.ts) ---
+  f16_to_f32(out: number, src: number, n: number): void;
+  /** Round to nearest even; overflow gives ±inf, NaN stays NaN. */
+  f32_to_f16(out: number, src: number, n: number): void;
+
+  // --- softmax and friends (assembly/softmax.ts) ---
+  /** out = softmax(x / temperature); out may equal x. */
+  softmax_f32(out: number, x: number, n: number, temperature: number): void;
+  /** out = log softmax(x / temperature); out may equal x. */
+  log_softmax_f32(out: number, x: number, n: number, temperature: number): void;
+  /** Index of the largest value, the first one on ties; -1 when n = 0. */
+  argmax_f32(x: number, n: number): number;
+  /**
+   * The k largest values, highest first (ties: lower index first), written
+   * as indices (i32) and values (f32); returns how many were written,
+   * min(k, n).
+   */
+  topk_f32(idx: number, val: number, x: number, n: number, k: number): number;
+
+  // --- norms and activations (assembly/norm.ts, assembly/activation.ts) ---
+  /** out = x / sqrt(mean(x²) + eps) · weight */
+  rmsnorm_f32(
+    out: number,
+    x: number,
+    weight: number,
+    n: number,
+    eps: number,
+  ): void;
+  /** out = (x − mean) / sqrt(var + eps) · weight + bias; weight/bias 0 = none */
+  layernorm_f32(
+    out: number,
+    x: number,
+    weight: number,
+    bias: number,
+    n: number,
+    eps: number,
+  ): void;
+  silu_f32(out: number, x: number, n: number): void;
+  /** GELU, tanh approximation (as GPT-2 and DiT use it). */
+  gelu_f32(out: number, x: number, n: number): void;
+  /** out = silu(gate) · up */
+  swiglu_f32(out: number, gate: number, up: number, n: number): void;
+  add_f32(out: number, a: number, b: number, n: number): void;
+  mul_f32(out: number, a: number, b: number, n: number): void;
+  /** out = a · s */
+  scale_f32(out: number, a: number, s: number, n: number): void;
+
+  // --- RoPE and attention (assembly/attention.ts) ---
+  /**
+   * Rotates, in place, `heads` heads of `headDim` floats (contiguous) for
+   * position `pos`: each adjacent pair (2i, 2i+1) turns by the angle
+   * pos · theta^(−2i / headDim), as llama2.c and GGUF's llama (rope type 0) do.
+   */
+  rope_f32(
+    x: number,
+    heads: number,
+    headDim: number,
+    pos: number,
+    theta: number,
+  ): void;
+  /**
+   * Single-query attention for one KV head and the `group` query heads that
+   * share it. q: group × headDim; key t at k + 4 · t · kvStride (headDim
+   * floats), value likewise; positions 0..nPos−1 are attended. Scores are
+   * scaled by 1/sqrt(headDim). scratch: nPos floats. out: group × headDim.
+   */
+  attention_f32(
+    out: number,
+    q: number,
+    k: number,
+    v: number,
+    scratch: number,
+    group: number,
+    headDim: number,
+    nPos: number,
+    kvStride: number,
+  ): void;
+
+  // --- noise (assembly/noise.ts) ---
+  /** Seeds the 16-byte xoshiro128** state from a 64-bit seed via SplitMix64. */
+  rng_seed(state: number, seedLo: number, seedHi: number): void;
+  rng_next_u32(state: number): number;
+  /** Uniform floats in [0, 1). */
+  rng_uniform_f32(state: number, out: number, n: number): void;
+  /** Normal floats with the given mean and standard deviation. */
+  rng_normal_f32(
+    state: number,
+    out: number,
+    n: number,
+    mean: number,
+    std: number,
+  ): void;
+  /** Draws an index i with probability p[i] / Σp. */
+  rng_categorical_f32(state: number, p: number, n: number): number;
+}
