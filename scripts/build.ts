@@ -5,7 +5,7 @@
  *
  *   deno run -A scripts/build.ts [--force] [target…]
  */
-import asc from "npm:assemblyscript@0.28.20/asc";
+import asc from "assemblyscript/asc";
 
 const root = new URL("../", import.meta.url);
 Deno.chdir(root);
