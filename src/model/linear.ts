@@ -1,0 +1,50 @@
+/**
+ * A weight matrix resident in WASM memory and the one function that
+ * multiplies by it, whatever its stored type. The model calls `linear` and
+ * never looks at types; quantizing the input for q8_0 happens here, once per
+ * input vector batch (callers pass the same `xq` scratch to reuse it).
+ */
+import type { KernelExports } from "../kernels/exports.ts";
+
+export type MatrixType = "f32" | "q8_0";
+
+export interface Matrix {
+  type: MatrixType;
+  /** Byte offset of row 0 in linear memory. */
+  ptr: number;
+  rows: number;
+  cols: number;
+}
+
+/** Bytes one row takes in the given type. */
+export function rowBytes(type: MatrixType, cols: number): number {
+  return type === "f32" ? cols * 4 : (cols / 32) * 34;
+}
+
+/** Kernels take at most this many vectors at once. */
+export const MAX_BATCH = 16;
+
+/**
+ * y[j] = W x[j] for j < m (m ≤ MAX_BATCH); y rows are `ldy` floats apart.
+ * For q8_0, pass `quantized = true` when `xq` already holds x quantized
+ * (several matrices share one input).
+ */
+export function linear(
+  k: KernelExports,
+  y: number,
+  w: Matrix,
+  x: number,
+  m: number,
+  ldy: number,
+  xq: number,
+  quantized = false,
+): void {
+  if (w.type === "f32") {
+    if (m === 1) k.matvec_f32(y, w.ptr, x, w.rows, w.cols);
+    else k.matmul_f32(y, w.ptr, x, w.rows, w.cols, m, ldy);
+    return;
+  }
+  if (!quantized) k.quantize_q8_0(xq, x, m * w.cols);
+  if (m === 1) k.matvec_q8_0(y, w.ptr, xq, w.rows, w.cols);
+  else k.matmul_q8_0(y, w.ptr, xq, w.rows, w.cols, m, ldy);
+}
