@@ -14,3 +14,8 @@ export * from "./norm";
 export * from "./activation";
 export * from "./attention";
 export * from "./noise";
+
+// Training (images): GEMM for many rows and the backward of every op a DiT uses.
+export { gemm_nn_f32, gemm_nt_f32, gemm_tn_f32 } from "./train_matmul";
+export * from "./train_ops";
+export * from "./train_attention";

@@ -149,4 +149,205 @@ export interface KernelExports {
   ): void;
   /** Draws an index i with probability p[i] / Σp. */
   rng_categorical_f32(state: number, p: number, n: number): number;
+
+  // ===== Training (images; assembly/train_*.ts) =====
+  // Row-major matrices with element strides (lda, ldb, ldc). beta = 0
+  // overwrites C, otherwise C = beta · C + product. Outputs named d… that are
+  // parameter gradients accumulate (+=); activation gradients overwrite.
+
+  /** C (m × n) = beta · C + A (m × k) · B (k × n). */
+  gemm_nn_f32(
+    c: number,
+    a: number,
+    b: number,
+    m: number,
+    n: number,
+    k: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    beta: number,
+  ): void;
+  /** C (m × n) = beta · C + Aᵀ · B with A (k × m), B (k × n): weight gradients. */
+  gemm_tn_f32(
+    c: number,
+    a: number,
+    b: number,
+    m: number,
+    n: number,
+    k: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    beta: number,
+  ): void;
+  /**
+   * C (m × n) = beta · C + A (m × k) · Bᵀ with B (n × k): a linear layer's
+   * forward, X · Wᵀ. scratch: k · n floats (receives Bᵀ).
+   */
+  gemm_nt_f32(
+    c: number,
+    a: number,
+    b: number,
+    scratch: number,
+    m: number,
+    n: number,
+    k: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    beta: number,
+  ): void;
+  /** Per row: out = (x − mean) · rstd, rstd = 1/sqrt(var + eps) saved per row. */
+  layernorm_rows_f32(
+    out: number,
+    rstd: number,
+    x: number,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /** dx = rstd · (dy − mean(dy) − xhat · mean(dy · xhat)); dx may equal dy. */
+  layernorm_rows_backward_f32(
+    dx: number,
+    dy: number,
+    xhat: number,
+    rstd: number,
+    rows: number,
+    cols: number,
+  ): void;
+  /** out[r] = x[r] · (1 + scale) + shift (adaLN), shift/scale: cols floats. */
+  modulate_f32(
+    out: number,
+    x: number,
+    shift: number,
+    scale: number,
+    rows: number,
+    cols: number,
+  ): void;
+  /** dx = dy · (1 + scale); dshift += Σ_r dy; dscale += Σ_r dy · x. */
+  modulate_backward_f32(
+    dx: number,
+    dshift: number,
+    dscale: number,
+    dy: number,
+    x: number,
+    scale: number,
+    rows: number,
+    cols: number,
+  ): void;
+  /** h[r] += gate ⊙ y[r]. */
+  gate_add_f32(
+    h: number,
+    gate: number,
+    y: number,
+    rows: number,
+    cols: number,
+  ): void;
+  /** dy = gate ⊙ dh; dgate += Σ_r dh ⊙ y. */
+  gate_add_backward_f32(
+    dy: number,
+    dgate: number,
+    dh: number,
+    y: number,
+    gate: number,
+    rows: number,
+    cols: number,
+  ): void;
+  /** y[r] += b. */
+  bias_add_f32(y: number, b: number, rows: number, cols: number): void;
+  /** out += Σ_r x[r]. */
+  sum_rows_f32(out: number, x: number, rows: number, cols: number): void;
+  /** GELU (tanh approximation) of n floats; out may equal x. */
+  gelu_rows_f32(out: number, x: number, n: number): void;
+  /** dx = dy · gelu'(x); dx may equal dy. */
+  gelu_backward_f32(dx: number, x: number, dy: number, n: number): void;
+  /** SiLU of n floats; out may equal x. */
+  silu_rows_f32(out: number, x: number, n: number): void;
+  /** dx = dy · silu'(x); dx may equal dy. */
+  silu_backward_f32(dx: number, x: number, dy: number, n: number): void;
+  /** out[i] = table[idx[i]] (idx: i32), rows of cols floats. */
+  embedding_f32(
+    out: number,
+    table: number,
+    idx: number,
+    n: number,
+    cols: number,
+  ): void;
+  /** dtable[idx[i]] += dy[i]. */
+  embedding_backward_f32(
+    dtable: number,
+    idx: number,
+    dy: number,
+    n: number,
+    cols: number,
+  ): void;
+  /** Returns Σ (pred − target)²; grad = gradScale · (pred − target). */
+  mse_loss_f32(
+    grad: number,
+    pred: number,
+    target: number,
+    n: number,
+    gradScale: number,
+  ): number;
+  /** Returns Σ_r −log p[label_r] (labels: i32); dlogits = (p − onehot) · gradScale. */
+  softmax_xent_f32(
+    dlogits: number,
+    logits: number,
+    labels: number,
+    rows: number,
+    cols: number,
+    gradScale: number,
+  ): number;
+  /** Σ x² (accumulated in f64). */
+  sumsq_f32(x: number, n: number): number;
+  /**
+   * AdamW step: g' = g · gradScale; m, v updated in place;
+   * p −= lr · (m / bc1 / (sqrt(v / bc2) + eps) + wd · p).
+   */
+  adamw_f32(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+    gradScale: number,
+  ): void;
+  /** avg = decay · avg + (1 − decay) · x. */
+  ema_f32(avg: number, x: number, n: number, decay: number): void;
+  /**
+   * Full self-attention per image and head. qkv: batch · tokens rows of
+   * 3 · dim (q | k | v, each heads × headDim); out: rows of dim; probs:
+   * batch × heads × tokens × tokens (saved for the backward); scratch:
+   * headDim · tokens floats. Scores scaled by 1/sqrt(headDim).
+   */
+  mha_forward_f32(
+    out: number,
+    probs: number,
+    qkv: number,
+    scratch: number,
+    batch: number,
+    tokens: number,
+    heads: number,
+    headDim: number,
+  ): void;
+  /** dqkv (layout of qkv, overwritten) from dout; scratch: tokens² + headDim · tokens floats. */
+  mha_backward_f32(
+    dqkv: number,
+    dout: number,
+    qkv: number,
+    probs: number,
+    scratch: number,
+    batch: number,
+    tokens: number,
+    heads: number,
+    headDim: number,
+  ): void;
 }
