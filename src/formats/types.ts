@@ -69,6 +69,10 @@ export interface Vocabulary {
   eosId: number;
   /** Whether the space marker is "▁" (GGUF/sentencepiece) or " " (llama2.c). */
   spaceMarker: "▁" | " ";
+  /** Whether prompts start with BOS (GGUF's add_bos_token); default true. */
+  addBos?: boolean;
+  /** Whether non-empty text gets a leading space (add_space_prefix); default true. */
+  addSpacePrefix?: boolean;
 }
 
 export interface ModelFile {
