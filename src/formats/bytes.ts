@@ -119,9 +119,9 @@ export class ByteReader {
     const v = this.u64(what);
     if (v > BigInt(max)) {
       throw this.fail(
-        `${what} is ${v}, more than the ${max} this file could hold (at byte ${
+        `${what} is ${v}, more than the ${max} the rest of the file could hold (at byte ${
           this.pos - 8
-        }); the file is corrupt`,
+        }); the file is truncated or corrupt`,
       );
     }
     return Number(v);

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { DecodeStream, Tokenizer } from "../../src/tokenizer/bpe.ts";
 import { readTokenizerBin } from "../../src/tokenizer/tokenizer_bin.ts";
 import type { Vocabulary } from "../../src/formats/types.ts";
-import { golden, model } from "../formats/fixtures.ts";
+import { model } from "../formats/fixtures.ts";
+import { checkGoldenDecoding, checkGoldenEncoding } from "./golden.ts";
 import { testRng } from "../helpers.ts";
 
 const tok512 = readTokenizerBin(
@@ -43,27 +44,6 @@ function naiveEncode(v: Vocabulary, text: string, bos: boolean): number[] {
     out.splice(bestIdx, 2, bestId);
   }
   return out;
-}
-
-/** The golden checks, shared with the GGUF vocabulary's tests. */
-export function checkGoldenEncoding(vocab: Vocabulary): void {
-  const tok = new Tokenizer(vocab);
-  for (const g of golden()) {
-    assert.deepEqual(
-      tok.encode(g.prompt, { bos: true }),
-      g.tokens.slice(0, g.n_prompt_tokens),
-      JSON.stringify(g.prompt),
-    );
-  }
-}
-
-export function checkGoldenDecoding(vocab: Vocabulary): void {
-  const tok = new Tokenizer(vocab);
-  for (const g of golden()) {
-    // run.c prints every token after the first, then a final newline.
-    const text = tok.decodeAll(g.tokens, { safe: true }) + "\n";
-    assert.equal(text, g.text, JSON.stringify(g.prompt));
-  }
 }
 
 Deno.test("bpe: golden prompts encode as run.c did (tok512.bin)", () => {
