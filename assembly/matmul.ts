@@ -16,17 +16,23 @@
 //   and 1 vectors keep at most 8 live accumulators (the engine keeps them in
 //   registers; more spills).
 
+// @ts-ignore: decorator
+@inline
 function madd(acc: v128, a: v128, b: v128): v128 {
   return f32x4.add(acc, f32x4.mul(a, b));
 }
 
 /** Sum of the four lanes. */
+// @ts-ignore: decorator
+@inline
 function hsum(v: v128): f32 {
   const s = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
 }
 
 /** Σ w[c] · x[c] over `cols` floats. */
+// @ts-ignore: decorator
+@inline
 function dot1(w: usize, x: usize, cols: i32): f32 {
   let a0 = f32x4.splat(0);
   let a1 = f32x4.splat(0);
@@ -61,6 +67,8 @@ function dot1(w: usize, x: usize, cols: i32): f32 {
  * One row against 8 vectors (`xs` bytes apart): one accumulator each, two
  * W vectors per iteration. Results go to y + j · ys.
  */
+// @ts-ignore: decorator
+@inline
 function dot8(
   y: usize,
   ys: usize,
@@ -160,6 +168,8 @@ function dot8(
 }
 
 /** One row against 4 vectors: two accumulators each (8 live). */
+// @ts-ignore: decorator
+@inline
 function dot4(
   y: usize,
   ys: usize,
@@ -231,6 +241,8 @@ function dot4(
 }
 
 /** One row against 2 vectors: four accumulators each over 16 floats. */
+// @ts-ignore: decorator
+@inline
 function dot2(
   y: usize,
   ys: usize,
