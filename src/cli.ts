@@ -12,6 +12,20 @@ type Command = {
 const commands: Record<string, Command> = {
   // Commands register here: name → { summary, run }, each imported lazily so
   // one command's dependencies never slow down another's start.
+  "train-image": {
+    summary: "train the digit diffusion models or their classifier (resumable)",
+    run: async (args) =>
+      (await import("./image/cli.ts")).trainImageCommand(args),
+  },
+  image: {
+    summary: "generate digits with the staged diffusion models into PNGs",
+    run: async (args) => (await import("./image/cli.ts")).imageCommand(args),
+  },
+  generate: {
+    summary: "generate text from a prompt (built-in model by default)",
+    run: async (args) =>
+      (await import("./cli/generate.ts")).generateCommand(args),
+  },
 };
 
 function usage(): string {

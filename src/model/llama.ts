@@ -134,10 +134,11 @@ export class LlamaModel {
   }
 
   /**
-   * A view of this model that runs only its first `layers` layers, sharing
-   * weights (not the KV cache): the layer-skip drafter.
+   * Another model over the same weights with its own run state and KV
+   * cache, running only the first `layers` layers (all by default): a
+   * second concurrent sequence, or the layer-skip drafter.
    */
-  truncated(layers: number): LlamaModel {
+  fork(layers = this.nLayers): LlamaModel {
     checkLayers(layers, this.config.nLayers);
     return new LlamaModel(this.rt, this.config, this.source, this.weights, {
       layers,
@@ -156,7 +157,7 @@ export class LlamaModel {
    */
   forward(token: number, pos: number): Float32Array {
     this.#check([token], pos);
-    this.#step([token], 0, 1, pos, false);
+    this.#step([token], 0, 1, pos, true);
     return this.rt.f32(this.#state.logits, this.config.vocabSize);
   }
 

@@ -1,0 +1,145 @@
+/**
+ * `deno task cli generate`: text from a prompt, streamed to stdout with
+ * stats on stderr, or one JSON object with `--json`.
+ */
+import { Engine } from "../engine.ts";
+import { number, type Options, parse, string } from "./args.ts";
+import { SeerError } from "../errors.ts";
+
+export const HELP = `usage: deno task cli generate [options]
+
+  --model PATH          model file: llama2.c .bin or GGUF (default: built-in stories260K)
+  --tokenizer PATH      llama2.c tokenizer.bin (needed for llama2.c models)
+  --prompt TEXT         prompt text (default: empty, i.e. BOS only)
+  --max-tokens N        new tokens to generate (default 256)
+  --temperature T       0 = greedy (default 1)
+  --top-k K             keep the K most likely tokens (default 0 = all)
+  --top-p P             nucleus sampling threshold (default 1 = off)
+  --min-p P             drop tokens below P × the best (default 0 = off)
+  --repeat-penalty R    penalise recent tokens (default 1 = off)
+  --seed S              PRNG seed (default 0); the same seed gives the same text
+  --stop TEXT           stop when this text appears (may repeat)
+  --quant q8_0          quantize f32 weights to q8_0 at load
+  --context N           context length (overrides the model file's)
+  --json                print one JSON object (tokens, text, stats) instead of text
+  --top-logits K        with --json: record the K highest logits per position
+  --top-logits-steps S  … for positions 0..S-1 (default 8)
+  --help                this text`;
+
+export const OPTIONS: Options = {
+  model: { type: "string" },
+  tokenizer: { type: "string" },
+  prompt: { type: "string" },
+  "max-tokens": { type: "string" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  "min-p": { type: "string" },
+  "repeat-penalty": { type: "string" },
+  seed: { type: "string" },
+  stop: { type: "string", multiple: true },
+  quant: { type: "string" },
+  context: { type: "string" },
+  json: { type: "boolean" },
+  "top-logits": { type: "string" },
+  "top-logits-steps": { type: "string" },
+  help: { type: "boolean" },
+};
+
+export async function generateCommand(args: string[]): Promise<void> {
+  const v = parse(args, OPTIONS, HELP);
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  const quant = string(v, "quant");
+  if (quant !== undefined && quant !== "q8_0") {
+    throw new SeerError(
+      "invalid_argument",
+      `--quant must be q8_0, got "${quant}"`,
+    );
+  }
+  const topK = number(v, "top-logits", { min: 1, max: 1000, integer: true });
+  const engine = await Engine.load({
+    model: string(v, "model"),
+    tokenizer: string(v, "tokenizer"),
+    quant: quant as "q8_0" | undefined,
+    contextLength: number(v, "context", {
+      min: 1,
+      max: 1 << 20,
+      integer: true,
+    }),
+  });
+  const run = engine.generate({
+    prompt: string(v, "prompt") ?? "",
+    maxTokens:
+      number(v, "max-tokens", { min: 0, max: 1 << 20, integer: true }) ??
+        256,
+    sampling: {
+      temperature: number(v, "temperature", { min: 0, max: 100 }),
+      topK: number(v, "top-k", { min: 0, integer: true }),
+      topP: number(v, "top-p", { min: 0, max: 1 }),
+      minP: number(v, "min-p", { min: 0, max: 1 }),
+      repetitionPenalty: number(v, "repeat-penalty", { min: 0, max: 10 }),
+    },
+    seed: number(v, "seed", {
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      integer: true,
+    }),
+    stop: v.stop as unknown as string[] | undefined,
+    topLogits: topK
+      ? {
+        k: topK,
+        steps: number(v, "top-logits-steps", { min: 0, integer: true }) ?? 8,
+      }
+      : undefined,
+  });
+
+  const out = new TextEncoder();
+  const prompt = string(v, "prompt") ?? "";
+  // Like llama2.c, echo the prompt so the story reads whole.
+  if (!v.json) Deno.stdout.writeSync(out.encode(prompt));
+  let step = run.next();
+  while (!step.done) {
+    if (!v.json) Deno.stdout.writeSync(out.encode(step.value.text));
+    step = run.next();
+  }
+  const result = step.value;
+  engine.dispose();
+  if (v.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  Deno.stdout.writeSync(out.encode("\n"));
+  const s = result.stats;
+  const extra = Object.entries(s)
+    .filter(([key]) => !(key in BASE_STATS))
+    .map(([key, value]) => `${key} ${round(value)}`);
+  console.error(
+    [
+      `prompt: ${s.prompt_tokens} tokens in ${round(s.prompt_ms)} ms (${
+        round(s.prompt_tokens_per_second)
+      } tok/s)`,
+      `generation: ${s.generated_tokens} tokens in ${
+        round(s.generation_ms)
+      } ms (${
+        round(s.tokens_per_second)
+      } tok/s), finished: ${result.finish_reason}`,
+      ...(extra.length ? [extra.join(", ")] : []),
+    ].join("\n"),
+  );
+}
+
+const BASE_STATS = {
+  prompt_tokens: 0,
+  generated_tokens: 0,
+  prompt_ms: 0,
+  generation_ms: 0,
+  prompt_tokens_per_second: 0,
+  tokens_per_second: 0,
+};
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
