@@ -3,7 +3,7 @@
  * and bad input that ends in a one-line message, never a stack trace.
  */
 import assert from "node:assert/strict";
-import { assertTopLogits, GOLDEN } from "../generate/golden_test.ts";
+import { assertTopLogits, GOLDEN } from "../golden.ts";
 
 const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
 const MODELS = new URL("../../../shared/models/", import.meta.url).pathname;
