@@ -199,3 +199,24 @@ export function namedTensors(
   out.push(["classifier", m.tensors.classifier]);
   return out;
 }
+
+/**
+ * Asserts two byte (or float) arrays are identical, reporting the first
+ * difference; assert.deepEqual's diff of large arrays takes minutes.
+ */
+export function assertSame(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what = "",
+): void {
+  if (actual.length !== expected.length) {
+    throw new Error(`${what}: length ${actual.length} ≠ ${expected.length}`);
+  }
+  for (let i = 0; i < expected.length; i++) {
+    if (!Object.is(actual[i], expected[i])) {
+      throw new Error(
+        `${what}: [${i}] is ${actual[i]}, expected ${expected[i]}`,
+      );
+    }
+  }
+}

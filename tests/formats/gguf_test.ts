@@ -13,6 +13,7 @@ import {
 } from "../../src/tokenizer/tokenizer_bin.ts";
 import { Tokenizer } from "../../src/tokenizer/bpe.ts";
 import {
+  assertSame,
   f16ToNumber,
   model,
   namedTensors,
@@ -59,7 +60,7 @@ Deno.test("gguf: every f32 tensor is bit-identical to the llama2.c weights", () 
     assert.equal(t.type, "f32", name);
     assert.equal(t.rows, r.rows, name);
     assert.equal(t.cols, r.cols, name);
-    assert.deepEqual(t.data, r.data, name);
+    assertSame(t.data, r.data, name);
   });
 });
 
@@ -82,7 +83,7 @@ Deno.test("gguf: the f16 file is the f32 weights rounded to f16", () => {
   let f16 = 0;
   namedTensors(m).forEach(([name, t], i) => {
     const x = toFloats(refTensors[i][1]);
-    if (t.type === "f32") assert.deepEqual(toFloats(t), x, name);
+    if (t.type === "f32") assertSame(toFloats(t), x, name);
     else {
       assert.equal(t.type, "f16", name);
       f16++;
@@ -104,7 +105,7 @@ Deno.test("gguf: the q8_0 file has llama.cpp's mixed types and dequantizes close
   namedTensors(m).forEach(([name, t], i) => {
     const x = toFloats(refTensors[i][1]);
     const y = toFloats(t);
-    if (t.type === "f32") return assert.deepEqual(y, x, name);
+    if (t.type === "f32") return assertSame(y, x, name);
     if (t.type === "f16") return assertF16Rounding(y, x, name);
     // q8_0: d = amax/127 stored as f16 (relative error ≤ 2^−11), q = round(x/d):
     // |x − q·d16| ≤ d/2 + 127·|d − d16| ≤ d16·(0.5 + 127·2^−11)·(1 + 2^−11).
@@ -195,7 +196,7 @@ Deno.test("gguf: writer → reader round trip keeps every value and type", () =>
   namedTensors(back).forEach(([name, t], i) => {
     const [, r] = namedTensors(m)[i];
     assert.deepEqual([t.type, t.rows, t.cols], [r.type, r.rows, r.cols], name);
-    assert.deepEqual(t.data, r.data, name);
+    assertSame(t.data, r.data, name);
   });
   assert.deepEqual(back.vocabulary, vocab);
   assert.deepEqual(ggufVocabulary(file, "tiny.gguf"), vocab);

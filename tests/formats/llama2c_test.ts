@@ -7,7 +7,13 @@ import {
   writeLlama2c,
 } from "../../src/formats/llama2c.ts";
 import { checkTensors } from "../../src/formats/validate.ts";
-import { f32s, model, namedTensors, tinyModel } from "./fixtures.ts";
+import {
+  assertSame,
+  f32s,
+  model,
+  namedTensors,
+  tinyModel,
+} from "./fixtures.ts";
 
 const STORIES = model("stories260K.bin");
 
@@ -56,7 +62,11 @@ Deno.test("llama2c: the writer reproduces stories260K byte for byte outside the 
   const c = m.config;
   const ropeBytes = 2 * 4 * c.seqLen * (c.dim / c.nHeads / 2);
   const ropeStart = bytes.length - ropeBytes; // shared classifier: tables come last
-  assert.deepEqual(out.subarray(0, ropeStart), bytes.subarray(0, ropeStart));
+  assertSame(
+    out.subarray(0, ropeStart),
+    bytes.subarray(0, ropeStart),
+    "checkpoint",
+  );
   // The tables were computed in float32 by PyTorch (angle = pos · freq
   // rounded to f32), ours in double: angles up to 511 rad have an f32
   // spacing of 2^-15, so cos/sin may differ by about 2^-16 ≈ 1.5e-5, twice
@@ -83,7 +93,7 @@ Deno.test("llama2c: a separate classifier round-trips (negative vocab_size)", ()
       i,
     ) => [x, namedTensors(back)[i]])
   ) {
-    assert.deepEqual(b.data, a.data, name);
+    assertSame(b.data, a.data, name);
     assert.equal(b.rows, a.rows, name);
     assert.equal(b.cols, a.cols, name);
   }
@@ -98,7 +108,7 @@ Deno.test("llama2c: a shared-classifier file without the RoPE tables is accepted
     bytes.length - 2 * 4 * c.seqLen * (c.dim / c.nHeads / 2),
   );
   const back = readLlama2c(cut, "cut.bin");
-  assert.deepEqual(back.tensors.finalNorm.data, m.tensors.finalNorm.data);
+  assertSame(back.tensors.finalNorm.data, m.tensors.finalNorm.data);
 });
 
 Deno.test("llama2c: the RoPE table holds cos/sin of pos·theta^(-2i/head)", () => {
