@@ -2,7 +2,7 @@
  * Random-weight llama2.c checkpoints in the shapes of llama2.c's story
  * models, for benchmarks (timing only: the weights mean nothing).
  *
- *   deno task make-model --shape 15M|42M|110M --seed N --out FILE
+ *   deno task make-model --shape 15M|42M|110M [--seed N] --out FILE
  *
  * Weights are N(0, 0.02) from the kernels' seeded xoshiro128** generator
  * (so a seed gives the same file everywhere), RMSNorm gains are 1, the
@@ -21,6 +21,7 @@ import {
 import { checkConfig } from "../src/formats/validate.ts";
 import { Runtime } from "../src/kernels/runtime.ts";
 import { SeerError } from "../src/errors.ts";
+import { number, parse, string } from "../src/cli/args.ts";
 
 const base = { vocabSize: 32000, ropeTheta: 10000, normEps: 1e-5 };
 
@@ -127,46 +128,31 @@ export async function makeModel(o: MakeModelOptions): Promise<number> {
 
 const USAGE = `usage: deno task make-model --shape ${
   Object.keys(SHAPES).join("|")
-} --seed N --out FILE
+} [--seed N] --out FILE
 
 Writes a random-weight llama2.c checkpoint (weights N(0, ${WEIGHT_STD}), norms 1,
-shared classifier, vocab 32000: use the Llama 2 tokenizer.bin with it).`;
+shared classifier, vocab 32000: use the Llama 2 tokenizer.bin with it).
+The seed defaults to 0; the same seed gives the same file.`;
 
-/** --name value pairs; refuses unknown names and missing values. */
-export function parseFlags(
-  args: string[],
-  known: string[],
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const name = a.startsWith("--") ? a.slice(2).split("=")[0] : "";
-    if (!known.includes(name)) {
-      throw new SeerError(
-        "invalid_argument",
-        `unknown argument "${a}"; expected ${
-          known.map((k) => `--${k}`).join(", ")
-        }`,
-      );
-    }
-    const eq = a.indexOf("=");
-    const value = eq >= 0 ? a.slice(eq + 1) : args[++i];
-    if (value === undefined) {
-      throw new SeerError("invalid_argument", `--${name} needs a value`);
-    }
-    out[name] = value;
-  }
-  return out;
-}
-
-async function main(args: string[]): Promise<number> {
+/** The command line; returns the exit status. */
+export async function main(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(USAGE);
     return 0;
   }
   try {
-    const f = parseFlags(args, ["shape", "seed", "out"]);
-    const config = SHAPES[f.shape];
+    const v = parse(args, {
+      shape: { type: "string" },
+      seed: { type: "string" },
+      out: { type: "string" },
+    }, USAGE);
+    const f = { shape: string(v, "shape"), out: string(v, "out") };
+    const seed = number(v, "seed", {
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      integer: true,
+    }) ?? 0;
+    const config = SHAPES[f.shape ?? ""];
     if (!config) {
       throw new SeerError(
         "invalid_argument",
@@ -178,7 +164,6 @@ async function main(args: string[]): Promise<number> {
     if (!f.out) {
       throw new SeerError("invalid_argument", "--out FILE is required");
     }
-    const seed = f.seed === undefined ? NaN : Number(f.seed);
     const t0 = performance.now();
     const bytes = await makeModel({ config, seed, out: f.out });
     console.error(
@@ -189,7 +174,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (!(e instanceof SeerError)) throw e;
-    console.error(`make-model: ${e.message}\n\n${USAGE}`);
+    console.error(`make-model: ${e.message}`);
     return 2;
   }
 }

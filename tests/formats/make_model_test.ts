@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {
+  main,
   makeModel,
-  parseFlags,
   SHAPES,
   WEIGHT_STD,
 } from "../../scripts/make_model.ts";
@@ -106,22 +106,20 @@ Deno.test("make-model: the seed decides the weights; chunking does not", async (
   assert.ok(!same(a, c), "seeds 7 and 8 gave the same weights");
 });
 
-Deno.test("make-model: flags are parsed and bad ones refused", async () => {
-  assert.deepEqual(
-    parseFlags(["--shape", "15M", "--seed=3"], ["shape", "seed"]),
-    {
-      shape: "15M",
-      seed: "3",
-    },
-  );
-  assert.throws(
-    () => parseFlags(["--size", "1"], ["shape"]),
-    /unknown argument "--size"/,
-  );
-  assert.throws(
-    () => parseFlags(["--shape"], ["shape"]),
-    /--shape needs a value/,
-  );
+Deno.test("make-model: bad arguments are refused with exit status 2", async () => {
+  const quiet = console.error;
+  console.error = () => {};
+  try {
+    assert.equal(await main(["--shape", "7B", "--out", "/dev/null"]), 2);
+    assert.equal(await main(["--shape", "15M"]), 2); // no --out
+    assert.equal(
+      await main(["--shape", "15M", "--seed", "-1", "--out", "x"]),
+      2,
+    );
+    assert.equal(await main(["--size", "15M"]), 2);
+  } finally {
+    console.error = quiet;
+  }
   await assert.rejects(
     () => makeModel({ config: small, seed: -1, out: "/dev/null" }),
     /--seed/,
