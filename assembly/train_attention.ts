@@ -8,19 +8,31 @@
 // (image, head): batch × heads × tokens × tokens, written by the forward and
 // read by the backward. Scores are scaled by 1 / sqrt(headDim).
 import { gemmCore, transposeCore } from "./train_matmul";
+import { expf4 } from "./train_math";
 
+/** In-place softmax of a row of n scores already scaled, with the vector exp. */
 @inline
 function softmaxRow(p: usize, n: i32): void {
   let mx = load<f32>(p);
   for (let j = 1; j < n; j++) mx = max(mx, load<f32>(p + (<usize>j << 2)));
-  let sum: f32 = 0;
-  for (let j = 0; j < n; j++) {
+  const mv = f32x4.splat(mx);
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const e = expf4(f32x4.sub(v128.load(p + o), mv));
+    v128.store(p + o, e);
+    acc = f32x4.add(acc, e);
+  }
+  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) +
+    f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (; j < n; j++) {
     const e = Mathf.exp(load<f32>(p + (<usize>j << 2)) - mx);
     store<f32>(p + (<usize>j << 2), e);
     sum += e;
   }
   const inv = <f32>1 / sum;
-  for (let j = 0; j < n; j++) {
+  for (j = 0; j < n; j++) {
     store<f32>(p + (<usize>j << 2), load<f32>(p + (<usize>j << 2)) * inv);
   }
 }

@@ -236,7 +236,23 @@ export function gemm_tn_f32(
   ldc: i32,
   beta: f32,
 ): void {
-  gemmCore(c, a, b, m, n, k, 1, lda, ldb, ldc, beta);
+  // Here k is the batch (thousands of rows): in blocks of 128 rows, the
+  // strips of A and B one tile reads stay in cache for the next tile.
+  for (let p = 0; p < k; p += 128) {
+    gemmCore(
+      c,
+      a + ((<usize>p * lda) << 2),
+      b + ((<usize>p * ldb) << 2),
+      m,
+      n,
+      min(128, k - p),
+      1,
+      lda,
+      ldb,
+      ldc,
+      p == 0 ? beta : 1,
+    );
+  }
 }
 
 /**

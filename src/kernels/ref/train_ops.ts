@@ -141,7 +141,8 @@ export function sum_rows_f32(
   }
 }
 
-export function gelu_rows_f32(out: Floats, x: Floats, n: number): void {
+/** GELU's tanh form from its definition (the kernel uses a vector exp). */
+export function gelu_fast_f32(out: Floats, x: Floats, n: number): void {
   for (let i = 0; i < n; i++) {
     const v = x[i];
     out[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + GELU_A * v * v * v)));
@@ -162,7 +163,8 @@ export function gelu_backward_f32(
   }
 }
 
-export function silu_rows_f32(out: Floats, x: Floats, n: number): void {
+/** SiLU's definition, the forward that silu_backward_f32 differentiates. */
+export function silu(out: Floats, x: Floats, n: number): void {
   for (let i = 0; i < n; i++) out[i] = x[i] / (1 + Math.exp(-x[i]));
 }
 

@@ -1,0 +1,212 @@
+/**
+ * Scoring generated digits the way text-to-image agreement is scored (as
+ * CLIP score does, with the classifier as the judge):
+ * - class agreement: the share of generated images the classifier assigns
+ *   to the digit that was asked for;
+ * - Fréchet distance between the classifier's penultimate features of the
+ *   generated images and of the held-out MNIST images (at 28×28; base-only
+ *   14×14 samples are upsampled 2× bilinearly first, as the cascade does).
+ *
+ *   deno run -A src/image/evaluate.ts [--n 500] [--settings ddim20,ddim50,ddpm] [--json out.json]
+ */
+import { SeerError } from "../errors.ts";
+import { Runtime } from "../kernels/runtime.ts";
+import { type ImageModel, loadImageModel } from "./checkpoint.ts";
+import { agreement, Classifier } from "./classifier.ts";
+import { frechetBetween } from "./frechet.ts";
+import { generateImages, type GenerateOptions } from "./generate.ts";
+import { loadMnist, upsample2 } from "./mnist.ts";
+
+export interface EvalSetting {
+  name: string;
+  sampler: "ddim" | "ddpm";
+  steps: number;
+  guidance: number;
+  /** Whether the super-resolution stage runs (else base-only, upsampled). */
+  cascade: boolean;
+}
+
+export interface EvalResult extends EvalSetting {
+  images: number;
+  agreement: number;
+  frechet: number;
+  seconds: number;
+}
+
+/** Images (n × size², values in [0, 1]) → 28×28 for the classifier. */
+export function to28(images: Float32Array[], size: number): Float32Array {
+  const flat = new Float32Array(images.length * size * size);
+  images.forEach((im, i) => flat.set(im, i * size * size));
+  if (size === 28) return flat;
+  if (size !== 14) {
+    throw new SeerError(
+      "invalid_argument",
+      `cannot score ${size}×${size} images`,
+    );
+  }
+  // Upsampled in [−1, 1] as the cascade does, then back to [0, 1].
+  const up = upsample2(flat.map((v) => 2 * v - 1), images.length, 14);
+  return up.map((v) => (v + 1) / 2);
+}
+
+/** Generates n images (classes cycling 0..9) under a setting and scores them. */
+export async function evaluateSetting(
+  s: EvalSetting,
+  models: { base: ImageModel; superres: ImageModel },
+  judge: Classifier,
+  reference: Float32Array,
+  referenceCount: number,
+  n: number,
+  seed: number,
+): Promise<EvalResult> {
+  const classes = Array.from({ length: n }, (_, i) => i % 10);
+  const t0 = performance.now();
+  const opts: GenerateOptions = {
+    base: models.base,
+    superres: s.cascade ? models.superres : undefined,
+    classes,
+    sampler: s.sampler,
+    steps: s.steps,
+    guidance: s.guidance,
+    seed,
+    batchSize: 50,
+  };
+  const out = await generateImages(opts);
+  const seconds = (performance.now() - t0) / 1000;
+  const x = to28(out.images, out.size);
+  const { labels, features } = judge.classify(x, n);
+  const dim = judge.config.widths[2];
+  return {
+    ...s,
+    images: n,
+    agreement: agreement(labels, classes),
+    frechet: frechetBetween(features, n, reference, referenceCount, dim),
+    seconds,
+  };
+}
+
+export const DEFAULT_SETTINGS: EvalSetting[] = [
+  {
+    name: "DDIM-20, no guidance (w = 1)",
+    sampler: "ddim",
+    steps: 20,
+    guidance: 1,
+    cascade: true,
+  },
+  {
+    name: "DDIM-20, guidance 3",
+    sampler: "ddim",
+    steps: 20,
+    guidance: 3,
+    cascade: true,
+  },
+  {
+    name: "DDIM-50, guidance 3",
+    sampler: "ddim",
+    steps: 50,
+    guidance: 3,
+    cascade: true,
+  },
+  {
+    name: "DDIM-20, guidance 3, base only",
+    sampler: "ddim",
+    steps: 20,
+    guidance: 3,
+    cascade: false,
+  },
+  {
+    name: "DDPM-1000, guidance 3",
+    sampler: "ddpm",
+    steps: 1000,
+    guidance: 3,
+    cascade: true,
+  },
+];
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const get = (k: string, d: string) => {
+    const i = args.indexOf(`--${k}`);
+    return i >= 0 && args[i + 1] ? args[i + 1] : d;
+  };
+  const n = Number(get("n", "500"));
+  const nDdpm = Number(get("n-ddpm", "100"));
+  const seed = Number(get("seed", "1"));
+  const dir = get(
+    "models",
+    new URL("../../models/image/", import.meta.url).pathname,
+  );
+  const only = get("settings", "");
+  const rt = await Runtime.load();
+  const base = await loadImageModel(rt, `${dir}base`);
+  const superres = await loadImageModel(rt, `${dir}superres`);
+  const judge = await Classifier.load(rt, `${dir}classifier`);
+  const { heldOut } = loadMnist();
+  const ref = judge.classify(heldOut.images, heldOut.count);
+  let hit = 0;
+  for (let i = 0; i < heldOut.count; i++) {
+    if (ref.labels[i] === heldOut.labels[i]) hit++;
+  }
+  console.log(
+    `classifier held-out accuracy: ${
+      (100 * hit / heldOut.count).toFixed(2)
+    }% of ${heldOut.count}`,
+  );
+  // The floor of the Fréchet distance at this sample size: held-out vs itself, split in two.
+  const dim = judge.config.widths[2];
+  const half = Math.floor(heldOut.count / 2);
+  const floor = frechetBetween(
+    ref.features,
+    Math.min(n, half),
+    ref.features.subarray(half * dim),
+    heldOut.count - half,
+    dim,
+  );
+  console.log(
+    `Fréchet floor (${Math.min(n, half)} held-out vs the other ${
+      heldOut.count - half
+    }): ${floor.toFixed(3)}`,
+  );
+  const results: EvalResult[] = [];
+  for (const s of DEFAULT_SETTINGS) {
+    if (
+      only &&
+      !only.split(",").some((o) =>
+        s.name.toLowerCase().includes(o.toLowerCase())
+      )
+    ) continue;
+    const count = s.sampler === "ddpm" ? nDdpm : n;
+    const r = await evaluateSetting(
+      s,
+      { base, superres },
+      judge,
+      ref.features,
+      heldOut.count,
+      count,
+      seed,
+    );
+    results.push(r);
+    console.log(
+      `${r.name.padEnd(36)} n=${String(r.images).padStart(4)}  agreement ${
+        (100 * r.agreement).toFixed(1)
+      }%  ` +
+        `Fréchet ${r.frechet.toFixed(3)}  (${r.seconds.toFixed(0)} s)`,
+    );
+  }
+  const out = get("json", "");
+  if (out) {
+    await Deno.writeTextFile(
+      out,
+      JSON.stringify(
+        {
+          heldOutAccuracy: hit / heldOut.count,
+          frechetFloor: floor,
+          seed,
+          results,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  }
+}
