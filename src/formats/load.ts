@@ -68,9 +68,22 @@ export function parseModel(
   }
 }
 
+/**
+ * The whole file in one buffer of its size. (Deno.readFile peaks at twice
+ * the file size while it copies: 880 MB of RSS for a 440 MB model.)
+ */
 async function readBytes(path: string, what: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    using file = await Deno.open(path);
+    const size = (await file.stat()).size;
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    while (at < size) {
+      const n = await file.read(bytes.subarray(at));
+      if (n === null) break; // shrank while we read: keep what is there
+      at += n;
+    }
+    return at === size ? bytes : bytes.subarray(0, at);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "no such file"
