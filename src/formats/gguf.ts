@@ -534,7 +534,11 @@ export function readGguf(
   const embd = tensor(LLAMA_TENSOR_NAMES.tokenEmbedding);
   const dim = m.int("llama.embedding_length", true)!;
   const nHeads = m.int("llama.attention.head_count", true)!;
-  const contextLength = m.int("llama.context_length", true)!;
+  // Only needed when the caller does not say (checked after the config).
+  const contextLength = m.int(
+    "llama.context_length",
+    options.contextLength === undefined,
+  ) ?? 1;
   const config: LlamaConfig = {
     dim,
     hiddenDim: m.int("llama.feed_forward_length", true)!,

@@ -49,6 +49,16 @@ Deno.test("gguf: the f32 file's config is the llama2.c model's, context 128 as w
     contextLength: 512,
   });
   assert.equal(long.config.seqLen, 512);
+  // A file without the key needs the override, and says so.
+  const spec = llamaGgufSpec(
+    tinyModel(),
+    toSentencepieceVocabulary(tinyVocabulary(300)),
+    { name: "t" },
+  );
+  spec.metadata = spec.metadata.filter((e) => e.key !== "llama.context_length");
+  const bytes = writeGguf(spec);
+  assert.throws(() => readGguf(bytes, "t"), /llama.context_length is missing/);
+  assert.equal(readGguf(bytes, "t", { contextLength: 64 }).config.seqLen, 64);
 });
 
 Deno.test("gguf: every f32 tensor is bit-identical to the llama2.c weights", () => {
