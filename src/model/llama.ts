@@ -298,9 +298,8 @@ export class LlamaModel {
       const src = emb.ptr + tokens[start + i] * embRow;
       const dst = s.x + i * dim * 4;
       if (emb.type === "f32") {
-        new Uint8Array(this.rt.memory.buffer, dst, embRow).set(
-          new Uint8Array(this.rt.memory.buffer, src, embRow),
-        );
+        this.rt.view(Uint8Array, 0, this.rt.memory.buffer.byteLength)
+          .copyWithin(dst, src, src + embRow);
       } else {
         k.dequantize_q8_0(dst, src, dim);
       }
@@ -317,9 +316,9 @@ export class LlamaModel {
         const off = i * dim * 4;
         k.rmsnorm_f32(s.xb + off, s.x + off, lw.attnNorm, dim, normEps);
       }
-      linear(k, s.q, lw.wq, s.xb, m, dim, s.xq);
-      linear(k, kRows, lw.wk, s.xb, m, kvDim, s.xq, true);
-      linear(k, vRows, lw.wv, s.xb, m, kvDim, s.xq, true);
+      linear(this.rt, s.q, lw.wq, s.xb, m, dim, s.xq);
+      linear(this.rt, kRows, lw.wk, s.xb, m, kvDim, s.xq, true);
+      linear(this.rt, vRows, lw.wv, s.xb, m, kvDim, s.xq, true);
       for (let i = 0; i < m; i++) {
         k.rope_f32(s.q + i * dim * 4, nHeads, headDim, pos + i, ropeTheta);
         k.rope_f32(
@@ -348,7 +347,7 @@ export class LlamaModel {
           );
         }
       }
-      linear(k, s.xb2, lw.wo, s.xb, m, dim, s.xq);
+      linear(this.rt, s.xb2, lw.wo, s.xb, m, dim, s.xq);
       k.add_f32(s.x, s.x, s.xb2, m * dim);
 
       // FFN: x += W2 (silu(W1 xn) * W3 xn).
@@ -356,10 +355,10 @@ export class LlamaModel {
         const off = i * dim * 4;
         k.rmsnorm_f32(s.xb + off, s.x + off, lw.ffnNorm, dim, normEps);
       }
-      linear(k, s.hb, lw.w1, s.xb, m, hiddenDim, s.xq);
-      linear(k, s.hb2, lw.w3, s.xb, m, hiddenDim, s.xq, true);
+      linear(this.rt, s.hb, lw.w1, s.xb, m, hiddenDim, s.xq);
+      linear(this.rt, s.hb2, lw.w3, s.xb, m, hiddenDim, s.xq, true);
       k.swiglu_f32(s.hb, s.hb, s.hb2, m * hiddenDim);
-      linear(k, s.xb, lw.w2, s.hb, m, dim, s.xq);
+      linear(this.rt, s.xb, lw.w2, s.hb, m, dim, s.xq);
       k.add_f32(s.x, s.x, s.xb, m * dim);
     }
 
@@ -375,7 +374,15 @@ export class LlamaModel {
         normEps,
       );
     }
-    linear(k, s.logits, w.classifier, s.xb, rows, this.config.vocabSize, s.xq);
+    linear(
+      this.rt,
+      s.logits,
+      w.classifier,
+      s.xb,
+      rows,
+      this.config.vocabSize,
+      s.xq,
+    );
   }
 }
 
