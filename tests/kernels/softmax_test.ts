@@ -95,6 +95,17 @@ Deno.test("softmax: -inf logits get probability 0", () => {
   assertNmse(got, want);
 });
 
+Deno.test("softmax: a maximum in the scalar tail is subtracted too", () => {
+  // Were it missed, expf(300 − 1) would overflow to inf and give NaN.
+  for (
+    const x of [[0, 300], [1, 2, 3, 4, 5, 300], [1, 2, 3, 4, 5, 6, 7, 300]]
+  ) {
+    const got = runWasm(rt.k.softmax_f32, new Float32Array(x), 1, false);
+    const oneHot = x.map((_, i) => i === x.length - 1 ? 1 : 0);
+    assert.deepEqual([...got], oneHot, `${x}`);
+  }
+});
+
 interface ArgmaxCase {
   name: string;
   x: Float32Array;
