@@ -137,6 +137,16 @@ function checkOptions(o: TrainOptions): void {
   );
 }
 
+/** A training batch after noising: what one optimizer step consumes. */
+export interface NoisedBatch {
+  /** batch × channels × size × size network input (x_t, then conditioning). */
+  input: Float32Array;
+  t: Int32Array;
+  labels: Int32Array;
+  /** batch × size × size: the noise to predict. */
+  eps: Float32Array;
+}
+
 /** Flat optimizer state in WASM memory next to the model's parameters. */
 export class DiffusionTrainer {
   readonly dit: DiT;
@@ -226,9 +236,17 @@ export class DiffusionTrainer {
     return { x0: raw, cond, labels };
   }
 
-  /** One optimizer step; returns the batch's mean squared error and gradient norm. */
+  /** One optimizer step on the next batch; returns its loss and gradient norm. */
   trainStep(): { loss: number; gradNorm: number; lr: number } {
-    const rt = this.rt, k = rt.k, o = this.o, dit = this.dit;
+    return this.optimize(this.drawBatch());
+  }
+
+  /**
+   * The next batch with its noise: clean images, timesteps, labels (some
+   * dropped to the null label), the noised network input and the target ε.
+   */
+  drawBatch(): NoisedBatch {
+    const o = this.o;
     const B = o.batch, S = o.model.imageSize, px = S * S, C = o.model.channels;
     const { x0, cond, labels } = this.#batch();
     // Noise draws in a fixed order: timesteps, label drops, ε, conditioning noise.
@@ -260,6 +278,26 @@ export class DiffusionTrainer {
         }
       }
     }
+    return { input, t, labels, eps };
+  }
+
+  /** The batch's mean squared error of ε̂ without changing anything. */
+  loss(b: NoisedBatch): number {
+    const rt = this.rt, dit = this.dit, B = b.t.length;
+    const out = dit.forwardTokens(b.input, b.t, b.labels, B, true);
+    const n = B * dit.tokens * this.o.model.patch ** 2;
+    const target = rt.array(Float32Array, n), dout = rt.array(Float32Array, n);
+    dit.patchify(target.view, b.eps, B, 1);
+    const sse = rt.k.mse_loss_f32(dout.ptr, out, target.ptr, n, 2 / n);
+    target.free();
+    dout.free();
+    return sse / n;
+  }
+
+  /** Forward, backward, clipping, AdamW and EMA on one batch. */
+  optimize(b: NoisedBatch): { loss: number; gradNorm: number; lr: number } {
+    const rt = this.rt, k = rt.k, o = this.o, dit = this.dit;
+    const { input, t, labels, eps } = b, B = t.length;
     const out = dit.forwardTokens(input, t, labels, B, true);
     const pout = o.model.patch ** 2, n = B * dit.tokens * pout;
     // The target ε in the output's token layout.
@@ -432,6 +470,19 @@ function trainIdentity(o: TrainOptions) {
   };
 }
 
+/** Removes the temporary files of writes a killed run never finished. */
+async function removeStaleTemporaries(dir: string): Promise<void> {
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && /\.tmp-\d+$/.test(e.name)) {
+        await Deno.remove(`${dir}/${e.name}`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
 /** Trains (resuming if outDir holds a state), checkpointing as it goes. */
 export async function trainDiffusion(
   rt: Runtime,
@@ -439,6 +490,7 @@ export async function trainDiffusion(
   data: Digits,
 ): Promise<DiffusionTrainer> {
   const tr = new DiffusionTrainer(rt, o, data);
+  await removeStaleTemporaries(o.outDir);
   const resumed = await tr.resume();
   const startStep = tr.step;
   let t0 = performance.now(), imgs = 0, lossAcc = 0, lossN = 0;
