@@ -5,6 +5,12 @@
 import { Engine } from "../engine.ts";
 import { number, type Options, parse, string } from "./args.ts";
 import { SeerError } from "../errors.ts";
+import {
+  type DrafterKind,
+  loadSpeculative,
+  type NarMode,
+  type Speculative,
+} from "../generate/setup.ts";
 
 export const HELP = `usage: deno task cli generate [options]
 
@@ -24,6 +30,16 @@ export const HELP = `usage: deno task cli generate [options]
   --json                print one JSON object (tokens, text, stats) instead of text
   --top-logits K        with --json: record the K highest logits per position
   --top-logits-steps S  … for positions 0..S-1 (default 8)
+
+ speculative and staged NAR decoding (same output as plain decoding, fewer target passes):
+  --speculative D       drafter: model | q8 | layerskip | ngram | multi
+  --draft-model PATH    the separate draft model (--speculative model; same vocabulary)
+  --draft-k N           longest draft, 1..32 (default 6; adapts to acceptance)
+  --draft-layers L      layers the layerskip drafter keeps (default: half the target's)
+  --ngram N             longest n-gram prompt lookup matches (default 3)
+  --nar M               jacobi | lookahead | fixed (fixed drafts with --speculative
+                        model|q8|layerskip, default layerskip)
+  --window N            tokens a NAR pass guesses, 1..32 (default 8)
   --help                this text`;
 
 export const OPTIONS: Options = {
@@ -43,6 +59,13 @@ export const OPTIONS: Options = {
   json: { type: "boolean" },
   "top-logits": { type: "string" },
   "top-logits-steps": { type: "string" },
+  speculative: { type: "string" },
+  "draft-model": { type: "string" },
+  "draft-k": { type: "string" },
+  "draft-layers": { type: "string" },
+  ngram: { type: "string" },
+  nar: { type: "string" },
+  window: { type: "string" },
   help: { type: "boolean" },
 };
 
@@ -70,7 +93,15 @@ export async function generateCommand(args: string[]): Promise<void> {
       integer: true,
     }),
   });
+  let spec: Speculative | undefined;
+  try {
+    spec = await speculativeFromFlags(v, engine);
+  } catch (e) {
+    engine.dispose();
+    throw e;
+  }
   const run = engine.generate({
+    decoder: spec?.decoder,
     prompt: string(v, "prompt") ?? "",
     maxTokens:
       number(v, "max-tokens", { min: 0, max: 1 << 20, integer: true }) ??
@@ -106,6 +137,7 @@ export async function generateCommand(args: string[]): Promise<void> {
     step = run.next();
   }
   const result = step.value;
+  spec?.dispose();
   engine.dispose();
   if (v.json) {
     console.log(JSON.stringify(result));
@@ -129,6 +161,40 @@ export async function generateCommand(args: string[]): Promise<void> {
       ...(extra.length ? [extra.join(", ")] : []),
     ].join("\n"),
   );
+}
+
+const SPECULATIVE_FLAGS = [
+  "speculative",
+  "draft-model",
+  "draft-k",
+  "draft-layers",
+  "ngram",
+  "nar",
+  "window",
+];
+
+/** The speculative / NAR decoder the flags ask for, if any. */
+async function speculativeFromFlags(
+  v: Record<string, string | boolean | undefined>,
+  engine: Engine,
+): Promise<Speculative | undefined> {
+  const given = SPECULATIVE_FLAGS.filter((f) => v[f] !== undefined);
+  if (given.length === 0) return undefined;
+  if (v.speculative === undefined && v.nar === undefined) {
+    throw new SeerError(
+      "invalid_argument",
+      `--${given[0]} needs --speculative or --nar`,
+    );
+  }
+  return await loadSpeculative(engine, {
+    drafter: string(v, "speculative") as DrafterKind | undefined,
+    nar: string(v, "nar") as NarMode | undefined,
+    draftModel: string(v, "draft-model"),
+    k: number(v, "draft-k", { min: 1, max: 32, integer: true }),
+    draftLayers: number(v, "draft-layers", { min: 1, integer: true }),
+    ngram: number(v, "ngram", { min: 1, max: 8, integer: true }),
+    window: number(v, "window", { min: 1, max: 32, integer: true }),
+  });
 }
 
 const BASE_STATS = {
