@@ -26,6 +26,31 @@ type TypedArrayCtor =
 
 type TypedArrayOf<C extends TypedArrayCtor> = InstanceType<C>;
 
+/**
+ * Runs row-independent matrix products on several threads: a worker pool
+ * over this runtime's shared memory (src/worker/pool.ts). `linear()` hands
+ * it every product when the runtime has one. The call is synchronous and
+ * returns when all rows are written, exactly as the single-thread kernel
+ * would have written them.
+ */
+export interface RowParallel {
+  /**
+   * y = W x for `m` vectors: matvec_f32 / matmul_f32 (`q8 = false`) or
+   * matvec_q8_0 / matmul_q8_0 on already quantized x (`q8 = true`), the
+   * matvec form when m = 1, arguments as in KernelExports.
+   */
+  matmul(
+    q8: boolean,
+    y: number,
+    w: number,
+    x: number,
+    rows: number,
+    cols: number,
+    m: number,
+    ldy: number,
+  ): void;
+}
+
 export interface LoadOptions {
   /** Compiled module, its bytes, or where to fetch them (default: build/). */
   wasm?: WebAssembly.Module | BufferSource | URL;
@@ -96,6 +121,8 @@ export class WasmArray<C extends TypedArrayCtor> {
 
 export class Runtime {
   readonly allocator: Allocator;
+  /** Set by a worker pool that shares this memory; null = one thread. */
+  parallel: RowParallel | null = null;
 
   private constructor(
     readonly instance: WebAssembly.Instance,
