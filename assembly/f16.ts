@@ -7,23 +7,12 @@
 // rounds to nearest, ties to even. Eight halves per iteration; the lanes
 // take both branches and a mask picks, so the loop has none.
 
-import { F16_RESCALE, F16_SUBNORMAL_UNITS, f32ToHalf, halfToF32 } from "./half";
-
-/** Four halves (zero-extended to u32 lanes) as four f32. */
-// @ts-ignore: decorator
-@inline
-function halvesToF32(h: v128): v128 {
-  const e = v128.and(h, i32x4.splat(0x7fff));
-  const shifted = i32x4.shl(e, 13);
-  const finite = f32x4.mul(shifted, f32x4.splat(F16_RESCALE));
-  const special = v128.or(shifted, i32x4.splat(0x7f800000));
-  const bits = v128.bitselect(
-    special,
-    finite,
-    i32x4.ge_u(e, i32x4.splat(0x7c00)),
-  );
-  return v128.or(bits, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
-}
+import {
+  F16_SUBNORMAL_UNITS,
+  f32ToHalf,
+  halfToF32,
+  halvesToF32,
+} from "./half";
 
 /** Four f32 as four halves in the low 16 bits of u32 lanes. */
 // @ts-ignore: decorator

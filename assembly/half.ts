@@ -1,6 +1,6 @@
-// Scalar IEEE 754 binary16 ↔ binary32 conversion, shared by f16.ts and q8.ts
-// (q8_0 stores its block scales as halves). Not re-exported by index.ts: these
-// are helpers, not kernels.
+// IEEE 754 binary16 ↔ binary32 conversion, scalar and four lanes at a time,
+// shared by f16.ts and q8.ts (q8_0 stores its block scales as halves). Not
+// re-exported by index.ts: these are helpers, not kernels.
 
 /** 2^112 (bits 0x77800000): the f32 and f16 exponent biases differ by 127 − 15. */
 export const F16_RESCALE: f32 = 5.192296858534828e33;
@@ -43,3 +43,20 @@ export function f32ToHalf(f: f32): u32 {
   }
   return ((x >>> 16) & 0x8000) | h;
 }
+
+/** halfToF32 for four halves, each in the low 16 bits of a 32-bit lane. */
+// @ts-ignore: decorator
+@inline
+export function halvesToF32(h: v128): v128 {
+  const e = v128.and(h, i32x4.splat(0x7fff));
+  const shifted = i32x4.shl(e, 13);
+  const finite = f32x4.mul(shifted, f32x4.splat(F16_RESCALE));
+  const special = v128.or(shifted, i32x4.splat(0x7f800000));
+  const bits = v128.bitselect(
+    special,
+    finite,
+    i32x4.ge_u(e, i32x4.splat(0x7c00)),
+  );
+  return v128.or(bits, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+

@@ -11,44 +11,27 @@
 // product: v128.load8x8_s sign-extends 8 int8 to i16 as it loads, and
 // i32x4.dot_i16x8_s multiplies and adds pairs into i32 lanes (exact: 32
 // products of at most 128² fit easily). Then one f32 multiply by dw · dx
-// per block. W is read one row at a time, front to back (see matmul.ts for
-// why), and a batch meets each row while it is in L1.
+// per block. The widening loads and the dot products all but fill the
+// vector pipes, so the work is arranged to share them:
+// - four rows, one from each quarter of W (see matmul.ts for why not
+//   neighbours), meet each block of x: x is widened once for all four;
+// - their four block sums are gathered into one vector (lane = row), so the
+//   conversion to f32, the four scales dw (gathered and converted four at a
+//   time) and the accumulation are one vector operation each, not four;
+// - a batch passes every vector over a quad of rows while it is in L1.
+// Every output is Σ over blocks, front to back, of f32(isum) · f32(dw · dx)
+// accumulated in f32, whichever kernel computes it: a row's result does not
+// depend on the rows or vectors it shares a call with.
 
-import { f32ToHalf, halfToF32 } from "./half";
+import { f32ToHalf, halfToF32, halvesToF32 } from "./half";
 
 const BLOCK: usize = 34;
-
-/** Integer dot product of the 32 int8 of two blocks (at w + 2 and x + 2), as i32 lanes. */
-// @ts-ignore: decorator
-@inline
-function blockDot(w: usize, x: usize): v128 {
-  const s0 = i32x4.dot_i16x8_s(v128.load8x8_s(w, 2), v128.load8x8_s(x, 2));
-  const s1 = i32x4.dot_i16x8_s(v128.load8x8_s(w, 10), v128.load8x8_s(x, 10));
-  const s2 = i32x4.dot_i16x8_s(v128.load8x8_s(w, 18), v128.load8x8_s(x, 18));
-  const s3 = i32x4.dot_i16x8_s(v128.load8x8_s(w, 26), v128.load8x8_s(x, 26));
-  return i32x4.add(i32x4.add(s0, s1), i32x4.add(s2, s3));
-}
 
 /** The block's scale d as f32. */
 // @ts-ignore: decorator
 @inline
 function scale(block: usize): f32 {
   return halfToF32(load<u16>(block));
-}
-
-/** acc + isum · (dw · dx), lane by lane. */
-// @ts-ignore: decorator
-@inline
-function accumulate(acc: v128, isum: v128, d: f32): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d)));
-}
-
-/** Sum of the four lanes. */
-// @ts-ignore: decorator
-@inline
-function hsum(v: v128): f32 {
-  const s = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1));
-  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
 }
 
 /** roundf, lane by lane: to nearest, ties away from zero (wasm's nearest ties to even). */
@@ -119,21 +102,102 @@ export function dequantize_q8_0(out: usize, q: usize, n: i32): void {
   }
 }
 
-/** Σ over the row's blocks of dw · dx · (wq · xq). */
+/** The 32-product integer dot of two blocks' q, as four i32 partial sums. */
 // @ts-ignore: decorator
 @inline
-function rowDot(w: usize, x: usize, blocks: i32): f32 {
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    a0 = accumulate(a0, blockDot(w, x), scale(w) * scale(x));
-    a1 = accumulate(a1, blockDot(w + BLOCK, x + BLOCK), scale(w + BLOCK) * scale(x + BLOCK));
-    w += 2 * BLOCK;
-    x += 2 * BLOCK;
+function blockDot(x0: v128, x1: v128, x2: v128, x3: v128, w: usize): v128 {
+  return i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(x0, v128.load8x8_s(w, 2)),
+      i32x4.dot_i16x8_s(x1, v128.load8x8_s(w, 10)),
+    ),
+    i32x4.add(
+      i32x4.dot_i16x8_s(x2, v128.load8x8_s(w, 18)),
+      i32x4.dot_i16x8_s(x3, v128.load8x8_s(w, 26)),
+    ),
+  );
+}
+
+/** [Σ s0, Σ s1, Σ s2, Σ s3]: four block sums in one vector (exact, integer). */
+// @ts-ignore: decorator
+@inline
+function gather4(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const a = i32x4.add(
+    v128.shuffle<i32>(s0, s1, 0, 4, 1, 5),
+    v128.shuffle<i32>(s0, s1, 2, 6, 3, 7),
+  );
+  const b = i32x4.add(
+    v128.shuffle<i32>(s2, s3, 0, 4, 1, 5),
+    v128.shuffle<i32>(s2, s3, 2, 6, 3, 7),
+  );
+  return i32x4.add(
+    v128.shuffle<i32>(a, b, 0, 1, 4, 5),
+    v128.shuffle<i32>(a, b, 2, 3, 6, 7),
+  );
+}
+
+/**
+ * Rows w0, w0 + seg, w0 + 2·seg, w0 + 3·seg against one quantized vector x;
+ * results at y, y + yq, y + 2·yq, y + 3·yq.
+ */
+// @ts-ignore: decorator
+@inline
+function quad(
+  y: usize,
+  yq: usize,
+  w0: usize,
+  seg: usize,
+  x: usize,
+  blocks: i32,
+): void {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < blocks; b++) {
+    const x0 = v128.load8x8_s(x, 2);
+    const x1 = v128.load8x8_s(x, 10);
+    const x2 = v128.load8x8_s(x, 18);
+    const x3 = v128.load8x8_s(x, 26);
+    const w1 = w0 + seg;
+    const w2 = w1 + seg;
+    const w3 = w2 + seg;
+    let h = v128.load16_lane(w0, i32x4.splat(0), 0);
+    h = v128.load16_lane(w1, h, 2);
+    h = v128.load16_lane(w2, h, 4);
+    h = v128.load16_lane(w3, h, 6);
+    const isum = gather4(
+      blockDot(x0, x1, x2, x3, w0),
+      blockDot(x0, x1, x2, x3, w1),
+      blockDot(x0, x1, x2, x3, w2),
+      blockDot(x0, x1, x2, x3, w3),
+    );
+    const d = f32x4.mul(halvesToF32(h), f32x4.splat(scale(x)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), d));
+    w0 += BLOCK;
+    x += BLOCK;
   }
-  if (b < blocks) a0 = accumulate(a0, blockDot(w, x), scale(w) * scale(x));
-  return hsum(f32x4.add(a0, a1));
+  store<f32>(y, f32x4.extract_lane(acc, 0));
+  store<f32>(y + yq, f32x4.extract_lane(acc, 1));
+  store<f32>(y + 2 * yq, f32x4.extract_lane(acc, 2));
+  store<f32>(y + 3 * yq, f32x4.extract_lane(acc, 3));
+}
+
+/** One row against one vector (the rows that do not fill a quad). */
+function dot(w: usize, x: usize, blocks: i32): f32 {
+  let acc: f32 = 0;
+  for (let b = 0; b < blocks; b++) {
+    const s = blockDot(
+      v128.load8x8_s(x, 2),
+      v128.load8x8_s(x, 10),
+      v128.load8x8_s(x, 18),
+      v128.load8x8_s(x, 26),
+      w,
+    );
+    const isum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) +
+      i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+    acc += <f32>isum * (scale(w) * scale(x));
+    w += BLOCK;
+    x += BLOCK;
+  }
+  return acc;
 }
 
 /** y[r] = Σ_c W[r, c] · x[c], W and x q8_0 (cols a multiple of 32). */
@@ -144,66 +208,14 @@ export function matvec_q8_0(
   rows: i32,
   cols: i32,
 ): void {
-  const blocks = cols >> 5;
-  const rowBytes = <usize>blocks * BLOCK;
-  for (let r = 0; r < rows; r++) {
-    store<f32>(y + (<usize>r << 2), rowDot(w, xq, blocks));
-    w += rowBytes;
-  }
-}
-
-/** One row against 4 quantized vectors (`xs` bytes apart); results at y + j · ys. */
-// @ts-ignore: decorator
-@inline
-function rowDot4(
-  y: usize,
-  ys: usize,
-  w: usize,
-  x: usize,
-  xs: usize,
-  blocks: i32,
-): void {
-  let a0 = f32x4.splat(0);
-  let a1 = f32x4.splat(0);
-  let a2 = f32x4.splat(0);
-  let a3 = f32x4.splat(0);
-  for (let b = 0; b < blocks; b++) {
-    const w0 = v128.load8x8_s(w, 2);
-    const w1 = v128.load8x8_s(w, 10);
-    const w2 = v128.load8x8_s(w, 18);
-    const w3 = v128.load8x8_s(w, 26);
-    const dw = scale(w);
-    let p = x;
-    a0 = accumulate(a0, dot4(w0, w1, w2, w3, p), dw * scale(p));
-    p += xs;
-    a1 = accumulate(a1, dot4(w0, w1, w2, w3, p), dw * scale(p));
-    p += xs;
-    a2 = accumulate(a2, dot4(w0, w1, w2, w3, p), dw * scale(p));
-    p += xs;
-    a3 = accumulate(a3, dot4(w0, w1, w2, w3, p), dw * scale(p));
-    w += BLOCK;
-    x += BLOCK;
-  }
-  store<f32>(y, hsum(a0));
-  store<f32>(y + ys, hsum(a1));
-  store<f32>(y + 2 * ys, hsum(a2));
-  store<f32>(y + 3 * ys, hsum(a3));
-}
-
-/** The block at x against W's block already widened to i16 (w0..w3). */
-// @ts-ignore: decorator
-@inline
-function dot4(w0: v128, w1: v128, w2: v128, w3: v128, x: usize): v128 {
-  const s0 = i32x4.dot_i16x8_s(w0, v128.load8x8_s(x, 2));
-  const s1 = i32x4.dot_i16x8_s(w1, v128.load8x8_s(x, 10));
-  const s2 = i32x4.dot_i16x8_s(w2, v128.load8x8_s(x, 18));
-  const s3 = i32x4.dot_i16x8_s(w3, v128.load8x8_s(x, 26));
-  return i32x4.add(i32x4.add(s0, s1), i32x4.add(s2, s3));
+  matmul_q8_0(y, w, xq, rows, cols, 1, rows);
 }
 
 /**
  * y[j · ldy + r] = Σ_c W[r, c] · x[j, c] for j < m, W and the m vectors
- * q8_0 (each vector cols / 32 blocks, one after another).
+ * q8_0 (each vector cols / 32 blocks, one after another). Rows go in quads,
+ * one from each quarter of W, and every vector passes over a quad while it
+ * is in L1; the rows % 4 left over go one at a time.
  */
 export function matmul_q8_0(
   y: usize,
@@ -217,15 +229,23 @@ export function matmul_q8_0(
   const blocks = cols >> 5;
   const rowBytes = <usize>blocks * BLOCK;
   const ys = <usize>ldy << 2;
-  for (let r = 0; r < rows; r++) {
-    const yr = y + (<usize>r << 2);
-    let j = 0;
-    for (; j + 4 <= m; j += 4) {
-      rowDot4(yr + <usize>j * ys, ys, w, xq + <usize>j * rowBytes, rowBytes, blocks);
+  const q = rows >> 2;
+  const seg = <usize>q * rowBytes;
+  const yq = <usize>q << 2;
+  for (let r = 0; r < q; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    const y0 = y + (<usize>r << 2);
+    for (let j = 0; j < m; j++) {
+      quad(y0 + <usize>j * ys, yq, w0, seg, xq + <usize>j * rowBytes, blocks);
     }
-    for (; j < m; j++) {
-      store<f32>(yr + <usize>j * ys, rowDot(w, xq + <usize>j * rowBytes, blocks));
+  }
+  for (let r = q << 2; r < rows; r++) {
+    const wr = w + <usize>r * rowBytes;
+    for (let j = 0; j < m; j++) {
+      store<f32>(
+        y + (<usize>r << 2) + <usize>j * ys,
+        dot(wr, xq + <usize>j * rowBytes, blocks),
+      );
     }
-    w += rowBytes;
   }
 }

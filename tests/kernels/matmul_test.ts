@@ -16,19 +16,29 @@ interface MatmulCase {
 }
 
 /**
- * Column counts around every tail the kernels have (16, 8, 4 and single
- * floats), rows 0 and 1, and every batch size 1..16 (groups of 8, 4, 2, 1).
+ * Column counts around every tail the kernels have (8, 4 and single
+ * floats); row counts below, at and above multiples of 4 (rows go in quads,
+ * the rest one at a time), 0 and 1; every batch size 1..16 (pairs of
+ * vectors and a single one).
  */
 const COLS = [0, 1, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 100, 768];
 const CASES: MatmulCase[] = [
   ...COLS.map((cols, i) => ({ rows: 5, cols, m: 1, ldy: 5, seed: 10 + i })),
   ...COLS.map((cols, i) => ({ rows: 3, cols, m: 15, ldy: 4, seed: 40 + i })),
+  ...COLS.map((cols, i) => ({ rows: 10, cols, m: 3, ldy: 11, seed: 90 + i })),
   ...Array.from({ length: 16 }, (_, i) => ({
     rows: 7,
     cols: 37,
     m: i + 1,
     ldy: 9,
     seed: 70 + i,
+  })),
+  ...[2, 4, 6, 8, 9].map((rows, i) => ({
+    rows,
+    cols: 24,
+    m: 2,
+    ldy: rows,
+    seed: 120 + i,
   })),
   { rows: 0, cols: 16, m: 1, ldy: 0, seed: 1 },
   { rows: 0, cols: 16, m: 4, ldy: 0, seed: 2 },
@@ -123,11 +133,38 @@ Deno.test("matmul_f32 matches the twin for m = 1..16 and any ldy", () => {
   }
 });
 
-Deno.test("matmul_f32 with m = 1 is matvec_f32, bit for bit", () => {
-  const c = { rows: 9, cols: 301, m: 1, ldy: 9, seed: 99 };
-  const w = randomF32(c.rows * c.cols, c.seed);
-  const x = randomF32(c.cols, c.seed + 1);
-  assert.deepEqual(runWasm(c, w, x, false).y, runWasm(c, w, x, true).y);
+Deno.test("matmul_f32: a row's result does not depend on what shares the call", () => {
+  // Rows are computed in quads from the four quarters of W, the rest one at
+  // a time; every path must sum in the same order, so that splitting rows
+  // or vectors between calls (or threads) changes no bit.
+  const rows = 23, cols = 45, m = 5;
+  const w = randomF32(rows * cols, 61);
+  const x = randomF32(m * cols, 62);
+  const whole = outputs(
+    { rows, cols, m, ldy: rows, seed: 0 },
+    runWasm({ rows, cols, m, ldy: rows, seed: 0 }, w, x, false).y,
+    -12345.5,
+  );
+  for (const [a, b] of [[0, 1], [3, 4], [0, 9], [5, 23], [11, 19], [22, 23]]) {
+    for (const [j0, j1] of [[0, 5], [2, 3], [1, 4]]) {
+      const c = { rows: b - a, cols, m: j1 - j0, ldy: b - a, seed: 0 };
+      const part = runWasm(
+        c,
+        w.subarray(a * cols, b * cols),
+        x.subarray(j0 * cols, j1 * cols),
+        c.m === 1,
+      );
+      const got = outputs(c, part.y, part.sentinel);
+      for (let j = j0; j < j1; j++) {
+        for (let r = a; r < b; r++) {
+          assert.ok(
+            Object.is(got[(j - j0) * c.rows + (r - a)], whole[j * rows + r]),
+            `row ${r}, vector ${j}, computed with rows ${a}..${b}, vectors ${j0}..${j1}`,
+          );
+        }
+      }
+    }
+  }
 });
 
 Deno.test("matmul_f32: inf and NaN propagate as IEEE arithmetic says", () => {

@@ -124,7 +124,7 @@ interface Q8Case {
   seed: number;
 }
 
-/** Block counts 0, 1, odd and even (the row loop takes two blocks at a time), batches 1..16. */
+/** Block counts 0, 1, odd and even; rows around multiples of 4 (quads); batches 1..16. */
 const CASES: Q8Case[] = [
   ...[0, 1, 2, 3, 5, 24].map((b, i) => ({
     rows: 5,
@@ -139,6 +139,13 @@ const CASES: Q8Case[] = [
     m: i + 1,
     ldy: 8,
     seed: 30 + i,
+  })),
+  ...[2, 3, 4, 7, 8, 13].map((rows, i) => ({
+    rows,
+    cols: 64,
+    m: 3,
+    ldy: rows + 1,
+    seed: 60 + i,
   })),
   { rows: 0, cols: 64, m: 1, ldy: 0, seed: 1 },
   { rows: 0, cols: 64, m: 5, ldy: 0, seed: 2 },
@@ -215,6 +222,35 @@ Deno.test("matmul_q8_0 equals the twin for m = 1..16 and any ldy", () => {
       undefined,
       `matmul ${JSON.stringify(c)}`,
     );
+  }
+});
+
+Deno.test("matmul_q8_0: a row's result does not depend on what shares the call", () => {
+  // Quads of rows and single rows must sum the same way, so that splitting
+  // rows or vectors between calls (or threads) changes no bit.
+  const rows = 21, cols = 160, m = 3;
+  const full = { rows, cols, m, ldy: rows, seed: 0 };
+  const { wq, xq } = inputs({ ...full, seed: 71 });
+  const whole = runWasm(full, wq, xq, false);
+  const rb = ref.q8RowBytes(cols);
+  for (const [a, b] of [[0, 1], [2, 3], [0, 8], [5, 21], [9, 17], [20, 21]]) {
+    for (const [j0, j1] of [[0, 3], [1, 2], [2, 3]]) {
+      const c = { rows: b - a, cols, m: j1 - j0, ldy: b - a, seed: 0 };
+      const got = runWasm(
+        c,
+        wq.subarray(a * rb, b * rb),
+        xq.subarray(j0 * rb, j1 * rb),
+        c.m === 1,
+      );
+      for (let j = j0; j < j1; j++) {
+        for (let r = a; r < b; r++) {
+          assert.ok(
+            Object.is(got[(j - j0) * c.rows + (r - a)], whole[j * rows + r]),
+            `row ${r}, vector ${j}, computed with rows ${a}..${b}, vectors ${j0}..${j1}`,
+          );
+        }
+      }
+    }
   }
 });
 
