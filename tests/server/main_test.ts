@@ -1,0 +1,167 @@
+/**
+ * `deno task serve` as a process: flags are checked before anything is
+ * served, it prints where it listens, warns when open on a non-loopback
+ * address, and on SIGTERM lets the running request finish and exits 0.
+ */
+import assert from "node:assert/strict";
+import { post, sseData } from "./harness.ts";
+
+const MAIN = new URL("../../src/server/main.ts", import.meta.url).pathname;
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  });
+}
+
+interface Server {
+  url: string;
+  child: Deno.ChildProcess;
+  stderr: () => Promise<string>;
+}
+
+/** Spawns the server on a free port and waits until /health says ok. */
+async function start(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Server> {
+  const child = run(["--port", "0", ...args], env).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const r = await lines.read();
+    if (r.done) throw new Error(`the server exited before listening: ${out}`);
+    out += r.value;
+  }
+  // Keep draining stdout so the child never blocks on a full pipe.
+  (async () => {
+    while (!(await lines.read()).done);
+  })();
+  const url = out.match(/listening on (http:\/\/\S+)/)?.[1];
+  assert.ok(url, out);
+  const err = child.stderr.pipeThrough(new TextDecoderStream());
+  let stderrText = "";
+  const stderrDone = (async () => {
+    for await (const chunk of err) stderrText += chunk;
+  })();
+  for (let i = 0; i < 500; i++) {
+    const res = await fetch(`${url}/health`).catch(() => undefined);
+    const status = res?.status;
+    await res?.body?.cancel();
+    if (status === 200) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { url, child, stderr: async () => (await stderrDone, stderrText) };
+}
+
+Deno.test("bad flags exit 2 with a message before serving; --help exits 0", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--port", "70000"], /--port must be an integer from 0 to 65535/],
+    [["--slots", "0"], /--slots must be an integer from 1 to 256/],
+    [["--quant", "q4"], /--quant must be q8_0/],
+    [
+      ["--speculative", "warp"],
+      /--speculative must be one of model, q8, layerskip, ngram, multi/,
+    ],
+    [["--draft-k", "4"], /--draft-k needs --speculative/],
+    [["--speculative", "model"], /the "model" drafter needs a draft model/],
+    [["--bogus"], /Unknown option '--bogus'/],
+  ];
+  await Promise.all(cases.map(async ([args, message]) => {
+    const out = await run(args).output();
+    assert.equal(out.code, 2, args.join(" "));
+    assert.match(new TextDecoder().decode(out.stderr), message);
+  }));
+  const help = await run(["--help"]).output();
+  assert.equal(help.code, 0);
+  assert.match(new TextDecoder().decode(help.stdout), /usage: deno task serve/);
+});
+
+Deno.test("SIGTERM: the running stream finishes, then the process exits 0", async () => {
+  const s = await start(["--slots", "1"]);
+  const running = await post(`${s.url}/v1/completions`, {
+    prompt: "Tom and his",
+    max_tokens: 300,
+    temperature: 0,
+    stream: true,
+  });
+  const reader = running.body!.getReader();
+  const first = await reader.read();
+  s.child.kill("SIGTERM");
+  let text = new TextDecoder().decode(first.value);
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    text += new TextDecoder().decode(r.value);
+  }
+  const data = sseData(text);
+  assert.equal(data.at(-1), "[DONE]", "the in-flight stream completed");
+  const last = JSON.parse(data.at(-2)!);
+  assert.equal(last.usage.completion_tokens, 300);
+  assert.equal(last.seer.finish_reason, "length");
+  const status = await s.child.status;
+  assert.equal(status.code, 0);
+  assert.match(await s.stderr(), /SIGTERM: shutting down/);
+  // Gone: no one listens any more.
+  await assert.rejects(fetch(`${s.url}/health`));
+});
+
+Deno.test("SIGINT with no grace cancels the running generation and exits 0", async () => {
+  const s = await start([
+    "--slots",
+    "1",
+    "--shutdown-grace",
+    "0",
+    "--context",
+    "4096",
+  ]);
+  const running = await post(`${s.url}/v1/completions`, {
+    prompt: "Tom and his",
+    max_tokens: 4000,
+    temperature: 0,
+    stream: true,
+  });
+  const reader = running.body!.getReader();
+  await reader.read();
+  s.child.kill("SIGINT");
+  let text = "";
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    text += new TextDecoder().decode(r.value);
+  }
+  const last = JSON.parse(sseData(text).at(-2)!);
+  assert.equal(last.seer.finish_reason, "abort");
+  assert.ok(last.usage.completion_tokens < 4000);
+  assert.equal((await s.child.status).code, 0);
+});
+
+Deno.test("open on a non-loopback address warns; SEER_API_KEY guards the API", async () => {
+  const s = await start(["--host", "0.0.0.0"]);
+  s.child.kill("SIGTERM");
+  assert.equal((await s.child.status).code, 0);
+  assert.match(await s.stderr(), /warning: no API key and bound to 0\.0\.0\.0/);
+
+  const k = await start(["--host", "0.0.0.0"], { SEER_API_KEY: "k3y" });
+  const local = k.url.replace("0.0.0.0", "127.0.0.1");
+  assert.equal(
+    await post(`${local}/v1/completions`, { prompt: "x", max_tokens: 1 }).then(
+      async (r) => (await r.body?.cancel(), r.status),
+    ),
+    401,
+  );
+  const ok = await post(`${local}/v1/completions`, {
+    prompt: "x",
+    max_tokens: 1,
+  }, {
+    headers: { authorization: "Bearer k3y" },
+  });
+  assert.equal(ok.status, 200);
+  await ok.body?.cancel();
+  k.child.kill("SIGTERM");
+  assert.equal((await k.child.status).code, 0);
+  assert.doesNotMatch(await k.stderr(), /warning/);
+});
