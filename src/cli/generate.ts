@@ -39,7 +39,7 @@ export const HELP = `usage: deno task cli generate [options]
   --ngram N             longest n-gram prompt lookup matches (default 3)
   --nar M               jacobi | lookahead | fixed (fixed drafts with --speculative
                         model|q8|layerskip, default layerskip)
-  --window N            tokens a NAR pass guesses, 1..32 (default 8)
+  --window N            tokens a NAR pass guesses, 1..32 (default 4)
   --help                this text`;
 
 export const OPTIONS: Options = {

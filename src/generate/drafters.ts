@@ -15,6 +15,7 @@ import {
   type Draft,
   type Drafter,
   type Policy,
+  PROBE_AFTER,
   type ScoringModel,
   type Verdict,
 } from "./speculative.ts";
@@ -129,6 +130,7 @@ export class MultiDrafter implements Drafter {
   readonly adaptsK = true;
   readonly #members: Member[];
   #last: Member | null = null;
+  #skipped = 0;
 
   constructor(
     drafters: Drafter[],
@@ -151,6 +153,10 @@ export class MultiDrafter implements Drafter {
     const ranked = this.#members
       .map((m, i) => ({ m, i, v: m.tuner.value(m.tuner.best(limit)) }))
       .sort((a, b) => b.v - a.v || a.i - b.i);
+    this.#last = null;
+    // As AdaptiveK.decide: a plain step when no member is expected to pay.
+    if (ranked[0].v < 1 && ++this.#skipped <= PROBE_AFTER) return NO_DRAFT;
+    this.#skipped = 0;
     for (const { m } of ranked) {
       const draft = m.drafter.propose(context, m.tuner.best(limit));
       if (draft.tokens.length > 0) {
@@ -159,7 +165,6 @@ export class MultiDrafter implements Drafter {
         return draft;
       }
     }
-    this.#last = null;
     return NO_DRAFT;
   }
 

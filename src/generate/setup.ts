@@ -48,7 +48,7 @@ export interface SpeculativeSpec {
   draftLayers?: number;
   /** Longest n-gram prompt lookup matches, or the lookahead pool's n (default 3). */
   ngram?: number;
-  /** NAR window: tokens guessed per pass (default 8). */
+  /** NAR window: tokens guessed per pass (default 4). */
   window?: number;
   /** The drafter's own sampling parameters (default: the target's). */
   draftSampling?: Partial<SamplingParams>;
@@ -85,7 +85,7 @@ export interface Speculative {
 }
 
 export const DEFAULT_K = 6;
-export const DEFAULT_WINDOW = 8;
+export const DEFAULT_WINDOW = 4;
 export const DEFAULT_NGRAM = 3;
 
 /**

@@ -237,6 +237,7 @@ export const acceptOrResample: AcceptRule = (p, q, d, coin, scratch) => {
 export class AdaptiveK {
   #accepted: number;
   #rejected: number;
+  #skipped = 0;
 
   constructor(
     readonly kMax: number,
@@ -275,6 +276,21 @@ export class AdaptiveK {
     return tokens / (1 + (this.rowCost + this.draftCost) * k);
   }
 
+  /**
+   * The draft length for the next step: the best k, or 0 (a plain step)
+   * when no k is expected to beat plain decoding. After PROBE_AFTER plain
+   * steps in a row it drafts anyway, so a drafter whose luck turned is
+   * noticed.
+   */
+  decide(limit = this.kMax): number {
+    const k = this.best(limit);
+    if (this.value(k) >= 1 || ++this.#skipped > PROBE_AFTER) {
+      this.#skipped = 0;
+      return k;
+    }
+    return 0;
+  }
+
   /** The best k in 1..limit (limit defaults to kMax). */
   best(limit = this.kMax): number {
     let best = 1;
@@ -292,10 +308,15 @@ export class AdaptiveK {
 
 /**
  * Cost of one more verified row relative to one decode step. The batched
- * kernels read each weight once for all rows, so a row adds arithmetic
- * only; bench/speculative.ts measures it (see bench/RESULTS.md).
+ * kernels read each weight once for all rows, so a row adds arithmetic and
+ * per-row work (attention, norms) only: bench/speculative.ts measured
+ * 0.3-0.4 per row at 42M single-thread, more on tiny models where per-row
+ * work is most of a step (bench/RESULTS.md).
  */
-export const DEFAULT_ROW_COST = 0.15;
+export const DEFAULT_ROW_COST = 0.35;
+
+/** Steps without drafting (no k expected to pay) before drafting once anyway. */
+export const PROBE_AFTER = 16;
 
 export interface SpeculativeOptions {
   /** Longest draft; with `adaptive` the draft length moves within 1..k. */
@@ -395,12 +416,10 @@ export class SpeculativeDecoder implements Decoder {
       0,
       Math.min(max - 1, this.target.contextLength - n, MAX_DRAFT),
     );
-    const want = this.drafter.adaptsK
-      ? Math.min(limit, this.options.k)
-      : Math.min(
-        limit,
-        this.options.adaptive ? this.#tuner.best() : this.options.k,
-      );
+    let want = Math.min(limit, this.options.k);
+    if (this.options.adaptive && !this.drafter.adaptsK && limit > 0) {
+      want = this.#tuner.decide(limit);
+    }
 
     const t0 = this.#now();
     let draft: Draft = { tokens: [], q: [] };
@@ -413,8 +432,12 @@ export class SpeculativeDecoder implements Decoder {
     const t1 = this.#now();
 
     const batch = [...context.slice(c), ...drafts];
-    const logits = this.target.forwardBatch(batch, c, true);
-    this.#fed = [...context.slice(0, c), ...batch];
+    // A single row takes the plain forward (a view, used before the next call).
+    const logits = batch.length === 1
+      ? this.target.forward(batch[0], c)
+      : this.target.forwardBatch(batch, c, true);
+    this.#fed.length = c;
+    for (const t of batch) this.#fed.push(t);
     const vocab = this.target.config.vocabSize;
     const row = (i: number) =>
       logits.subarray((n - 1 - c + i) * vocab, (n - c + i) * vocab);

@@ -13,6 +13,7 @@ import {
   AdaptiveK,
   Dense,
   Policy,
+  PROBE_AFTER,
   type Verdict,
 } from "../../src/generate/speculative.ts";
 import {
@@ -126,6 +127,21 @@ Deno.test("adaptive k: long drafts when acceptance is high and drafting cheap", 
   assert.ok(
     Math.abs(cheap.value(2) - (1 + a + a * a) / (1 + 0.11 * 2)) < 1e-12,
   );
+});
+
+Deno.test("adaptive k: plain steps while no k pays, with a probe now and then", () => {
+  const t = new AdaptiveK(8, 0.5, 0.35);
+  for (let i = 0; i < 30; i++) t.update(0, 1);
+  // Even k = 1 costs 1.85 steps for about 1 token: draft nothing...
+  const ks = Array.from({ length: 2 * (PROBE_AFTER + 1) }, () => t.decide());
+  // ...except one probe after PROBE_AFTER plain steps.
+  const probes = ks.flatMap((k, i) => (k > 0 ? [i] : []));
+  assert.deepEqual(probes, [PROBE_AFTER, 2 * PROBE_AFTER + 1]);
+  assert.equal(ks[PROBE_AFTER], 1);
+  // A drafter that pays is used every step.
+  const good = new AdaptiveK(8, 0.05, 0.35);
+  for (let i = 0; i < 30; i++) good.update(4, 4);
+  assert.ok(Array.from({ length: 5 }, () => good.decide()).every((k) => k > 1));
 });
 
 Deno.test("adaptive k: forgetting drifts back to the prior", () => {
