@@ -18,6 +18,9 @@ export interface KernelExports {
   heap_base(): number;
 
   // --- matmul (assembly/matmul.ts) ---
+  // matvec/matmul, f32 and q8_0 alike, sum every output in one fixed order:
+  // y[j, r] has the same bits from matvec or matmul, for any m, and for any
+  // range of rows the call is given (so rows can be split between threads).
   /** y[r] = Σ_c W[r, c] · x[c] */
   matvec_f32(y: number, w: number, x: number, rows: number, cols: number): void;
   /** y[j, r] = Σ_c W[r, c] · x[j, c] for j < m (m = 1..16), reading W once. */
@@ -32,7 +35,10 @@ export interface KernelExports {
   ): void;
 
   // --- q8_0 (assembly/q8.ts) ---
-  /** Quantizes n floats (n a multiple of 32) to n / 32 q8_0 blocks. */
+  /**
+   * Quantizes n floats (n a multiple of 32) to n / 32 q8_0 blocks, exactly as
+   * ggml's quantize_row_q8_0_ref: d = amax / 127, q = roundf(x · (1 / d)).
+   */
   quantize_q8_0(out: number, x: number, n: number): void;
   /** Expands n / 32 q8_0 blocks to n floats. */
   dequantize_q8_0(out: number, q: number, n: number): void;
