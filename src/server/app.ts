@@ -25,7 +25,12 @@ import {
   parseChat,
   parseCompletion,
 } from "./params.ts";
-import { DeadlineExceeded, type Job, Scheduler } from "./scheduler.ts";
+import {
+  DeadlineExceeded,
+  type Job,
+  Scheduler,
+  ShuttingDown,
+} from "./scheduler.ts";
 import { type DraftConfig, Drafters } from "./speculative.ts";
 
 export interface ServerOptions {
@@ -47,6 +52,8 @@ export interface ServerOptions {
   speculative?: DraftConfig;
   /** How generation yields to the event loop between tokens (see scheduler.ts). */
   turn?: () => Promise<void>;
+  /** Compute between event-loop turns, in ms (see scheduler.ts; default 2). */
+  sliceMs?: number;
   /** Where server-side failures are reported (default console.error). */
   log?: (message: string, error?: unknown) => void;
 }
@@ -173,6 +180,7 @@ export function createApp(
         slots: o.slots,
         maxQueue: o.maxQueue,
         turn: options.turn,
+        sliceMs: options.sliceMs,
         log,
       });
       if (closed) scheduler.close();
@@ -402,9 +410,8 @@ export function createApp(
       }
       metrics.generations.inc({ finish_reason: finishOf(result) });
     };
-    const failed = (err: unknown) => {
-      clientSignal.removeEventListener("abort", onGone);
-      if (started) metrics.generations.inc({ finish_reason: "error" });
+    /** Why a request ended without a result, as an error response. */
+    const errorFor = (err: unknown) => {
       if (err instanceof DeadlineExceeded) {
         return new ApiError(
           503,
@@ -416,11 +423,23 @@ export function createApp(
           },
         );
       }
+      if (err instanceof ShuttingDown) {
+        return new ApiError(
+          503,
+          "shutting_down",
+          "the server shut down before this request was done; retry on another instance",
+        );
+      }
       if (err instanceof ClientGone) {
         return new ApiError(499, "client_closed_request", err.message);
       }
-      const api = toApiError(err);
-      if (api.status >= 500) log("generation failed", err);
+      return toApiError(err);
+    };
+    const failed = (err: unknown) => {
+      clientSignal.removeEventListener("abort", onGone);
+      if (started) metrics.generations.inc({ finish_reason: "error" });
+      const api = errorFor(err);
+      if (api.code === "internal_error") log("generation failed", err);
       return api;
     };
     const timing = (event: TokenEvent) => {
@@ -461,7 +480,7 @@ export function createApp(
       account(result);
       const finish = finishOf(result);
       if (finish === "abort") {
-        return errorResponse(failed(controller.signal.reason));
+        return errorResponse(errorFor(controller.signal.reason));
       }
       return json(shapes.full(result, finish, seed));
     }

@@ -31,8 +31,9 @@ const MAX_TOKENS = 24;
 /** A prompt whose greedy run fills the whole context: long enough to cut off. */
 const LONG = "Tom and his";
 /**
- * For the tests that must act while a generation runs: ≥ 2 ms per token,
- * so the long run takes over a second whatever the machine's speed.
+ * For the tests that must act while a generation runs: a 2 ms turn after
+ * every token (sliceMs 0), so the long run takes over a second whatever
+ * the machine's speed.
  */
 const slow = () => new Promise<void>((r) => setTimeout(r, 2));
 
@@ -154,7 +155,7 @@ Deno.test("64 concurrent streams: each complete and its own, or a clean 429", as
 });
 
 Deno.test("a client that disconnects mid-stream frees its slot at once", async () => {
-  const s = await serve(engine, { slots: 1, turn: slow });
+  const s = await serve(engine, { slots: 1, turn: slow, sliceMs: 0 });
   try {
     const ref = greedy(engine, LONG, 512);
     assert.equal(
@@ -204,7 +205,12 @@ Deno.test("a client that disconnects mid-stream frees its slot at once", async (
 });
 
 Deno.test("a client that leaves while queued gives up its place", async () => {
-  const s = await serve(engine, { slots: 1, maxQueue: 4, turn: slow });
+  const s = await serve(engine, {
+    slots: 1,
+    maxQueue: 4,
+    turn: slow,
+    sliceMs: 0,
+  });
   try {
     const holder = new AbortController();
     const running = await post(`${s.url}/v1/completions`, {
@@ -272,7 +278,12 @@ Deno.test("the per-request deadline ends a generation with what it has", async (
 });
 
 Deno.test("a full queue answers 429 with Retry-After at once", async () => {
-  const s = await serve(engine, { slots: 1, maxQueue: 0, turn: slow });
+  const s = await serve(engine, {
+    slots: 1,
+    maxQueue: 0,
+    turn: slow,
+    sliceMs: 0,
+  });
   try {
     const holder = new AbortController();
     const running = await post(`${s.url}/v1/completions`, {

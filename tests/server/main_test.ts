@@ -80,36 +80,62 @@ Deno.test("bad flags exit 2 with a message before serving; --help exits 0", asyn
   assert.match(new TextDecoder().decode(help.stdout), /usage: deno task serve/);
 });
 
-Deno.test("SIGTERM: the running stream finishes, then the process exits 0", async () => {
+/** Reads a whole SSE body into its data payloads. */
+async function drain(res: Response): Promise<string[]> {
+  return sseData(await res.text());
+}
+
+/**
+ * Enough streamed work on one slot that the signal surely lands while
+ * some of it runs and the rest waits: `n` requests of `tokens` each.
+ */
+async function backlog(url: string, n: number, tokens: number) {
+  const requests = Array.from(
+    { length: n },
+    () =>
+      post(`${url}/v1/completions`, {
+        prompt: "Tom and his",
+        max_tokens: tokens,
+        temperature: 0,
+        stream: true,
+      }),
+  );
+  // A streamed response has its headers once the request is admitted
+  // (running or queued): after this, all of them are the server's.
+  const [first, ...others] = await Promise.all(requests);
+  const reader = first.body!.getReader();
+  // The first token is here: generation is under way when this returns.
+  let text = new TextDecoder().decode((await reader.read()).value);
+  const rest = (async () => {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) return sseData(text);
+      text += new TextDecoder().decode(r.value);
+    }
+  })();
+  return {
+    first: rest,
+    others: others.map(drain),
+  };
+}
+
+Deno.test("SIGTERM: running and queued requests finish, then the process exits 0", async () => {
   const s = await start(["--slots", "1"]);
-  const running = await post(`${s.url}/v1/completions`, {
-    prompt: "Tom and his",
-    max_tokens: 300,
-    temperature: 0,
-    stream: true,
-  });
-  const reader = running.body!.getReader();
-  const first = await reader.read();
+  const { first, others } = await backlog(s.url, 8, 500);
   s.child.kill("SIGTERM");
-  let text = new TextDecoder().decode(first.value);
-  for (;;) {
-    const r = await reader.read();
-    if (r.done) break;
-    text += new TextDecoder().decode(r.value);
+  for (const data of [await first, ...(await Promise.all(others))]) {
+    assert.equal(data.at(-1), "[DONE]", "every accepted stream completed");
+    const last = JSON.parse(data.at(-2)!);
+    assert.equal(last.usage.completion_tokens, 500);
+    assert.equal(last.seer.finish_reason, "length");
   }
-  const data = sseData(text);
-  assert.equal(data.at(-1), "[DONE]", "the in-flight stream completed");
-  const last = JSON.parse(data.at(-2)!);
-  assert.equal(last.usage.completion_tokens, 300);
-  assert.equal(last.seer.finish_reason, "length");
-  const status = await s.child.status;
-  assert.equal(status.code, 0);
+  assert.equal((await s.child.status).code, 0);
   assert.match(await s.stderr(), /SIGTERM: shutting down/);
   // Gone: no one listens any more.
   await assert.rejects(fetch(`${s.url}/health`));
 });
 
-Deno.test("SIGINT with no grace cancels the running generation and exits 0", async () => {
+Deno.test("SIGINT with no grace cancels running and queued work and exits 0", async () => {
   const s = await start([
     "--slots",
     "1",
@@ -118,25 +144,25 @@ Deno.test("SIGINT with no grace cancels the running generation and exits 0", asy
     "--context",
     "4096",
   ]);
-  const running = await post(`${s.url}/v1/completions`, {
-    prompt: "Tom and his",
-    max_tokens: 4000,
-    temperature: 0,
-    stream: true,
-  });
-  const reader = running.body!.getReader();
-  await reader.read();
+  const { first, others } = await backlog(s.url, 8, 4000);
   s.child.kill("SIGINT");
-  let text = "";
-  for (;;) {
-    const r = await reader.read();
-    if (r.done) break;
-    text += new TextDecoder().decode(r.value);
+  const t0 = performance.now();
+  let cut = 0;
+  for (const data of [await first, ...(await Promise.all(others))]) {
+    const last = JSON.parse(
+      data.at(-1) === "[DONE]" ? data.at(-2)! : data.at(-1)!,
+    );
+    if (last.error) {
+      assert.equal(last.error.code, "shutting_down");
+      cut++;
+    } else if (last.seer.finish_reason === "abort") {
+      assert.ok(last.usage.completion_tokens < 4000);
+      cut++;
+    }
   }
-  const last = JSON.parse(sseData(text).at(-2)!);
-  assert.equal(last.seer.finish_reason, "abort");
-  assert.ok(last.usage.completion_tokens < 4000);
+  assert.ok(cut >= 1, "the signal cut work short");
   assert.equal((await s.child.status).code, 0);
+  assert.ok(performance.now() - t0 < 5000, "no grace period was waited");
 });
 
 Deno.test("open on a non-loopback address warns; SEER_API_KEY guards the API", async () => {

@@ -154,7 +154,7 @@ Deno.test("close refuses new work with 503; abortAll ends everything", async () 
     (e: unknown) => e instanceof ApiError && e.status === 503,
   );
   s.abortAll();
-  assert.equal(await b.outcome, "error AbortError");
+  assert.equal(await b.outcome, "error ShuttingDown");
   assert.match(await a.outcome, /^done abort/);
   await s.idle();
 });
