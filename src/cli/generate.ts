@@ -5,6 +5,7 @@
 import { Engine } from "../engine.ts";
 import { number, type Options, parse, string } from "./args.ts";
 import { SeerError } from "../errors.ts";
+import { ThreadPool } from "../worker/pool.ts";
 import {
   type DrafterKind,
   loadSpeculative,
@@ -27,6 +28,7 @@ export const HELP = `usage: deno task cli generate [options]
   --stop TEXT           stop when this text appears (may repeat)
   --quant q8_0          quantize f32 weights to q8_0 at load
   --context N           context length (overrides the model file's)
+  --threads N           threads splitting every matrix product (default 1); same output
   --json                print one JSON object (tokens, text, stats) instead of text
   --top-logits K        with --json: record the K highest logits per position
   --top-logits-steps S  … for positions 0..S-1 (default 8)
@@ -56,6 +58,7 @@ export const OPTIONS: Options = {
   stop: { type: "string", multiple: true },
   quant: { type: "string" },
   context: { type: "string" },
+  threads: { type: "string" },
   json: { type: "boolean" },
   "top-logits": { type: "string" },
   "top-logits-steps": { type: "string" },
@@ -83,7 +86,12 @@ export async function generateCommand(args: string[]): Promise<void> {
     );
   }
   const topK = number(v, "top-logits", { min: 1, max: 1000, integer: true });
+  const threads = number(v, "threads", { min: 1, max: 64, integer: true }) ??
+    1;
+  // The process exits after the command, which ends the workers on every path.
+  const pool = threads > 1 ? await ThreadPool.create({ threads }) : undefined;
   const engine = await Engine.load({
+    runtime: pool?.runtime,
     model: string(v, "model"),
     tokenizer: string(v, "tokenizer"),
     quant: quant as "q8_0" | undefined,
@@ -139,6 +147,7 @@ export async function generateCommand(args: string[]): Promise<void> {
   const result = step.value;
   spec?.dispose();
   engine.dispose();
+  await pool?.dispose();
   if (v.json) {
     console.log(JSON.stringify(result));
     return;
