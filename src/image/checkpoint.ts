@@ -182,3 +182,26 @@ export async function loadImageModel(
   }
   return { dir, config, dit, schedule: new Schedule(config.diffusion) };
 }
+
+/** Where the shipped image models live: models/image/ in the repository. */
+export const MODELS_DIR =
+  new URL("../../models/image/", import.meta.url).pathname;
+
+/**
+ * The shipped cascade (or one in `dir`, ending in /, with base/ and superres/),
+ * ready for generateImages:
+ *   const { base, superres } = await loadCascade(rt);
+ *   const { images } = await generateImages({ base, superres, classes: [7], guidance: 3 });
+ */
+export async function loadCascade(
+  rt: Runtime,
+  dir = MODELS_DIR,
+): Promise<{ base: ImageModel; superres: ImageModel }> {
+  const base = await loadImageModel(rt, `${dir}base`);
+  try {
+    return { base, superres: await loadImageModel(rt, `${dir}superres`) };
+  } catch (e) {
+    base.dit.dispose();
+    throw e;
+  }
+}

@@ -269,9 +269,9 @@ export function trainClassifier(
   sizes.forEach(([out, inp], l) => {
     // Kaiming-uniform for the GELU layers (limit sqrt(6 / fan_in)), zero biases.
     const lim = Math.sqrt(6 / inp);
-    rt.f32(c.w[l], out * inp).set(
-      rng.uniform(out * inp).map((u) => (2 * u - 1) * lim),
-    );
+    // Drawn before the view is taken: the draw may grow (and detach) memory.
+    const w = rng.uniform(out * inp).map((u) => (2 * u - 1) * lim);
+    rt.f32(c.w[l], out * inp).set(w);
     rt.f32(c.b[l], out).fill(0);
     for (
       const [ptr, n] of [[mom[l][0], out * inp], [mom[l][1], out], [

@@ -5,7 +5,7 @@
  */
 import { SeerError } from "../errors.ts";
 import { Runtime } from "../kernels/runtime.ts";
-import { loadImageModel } from "./checkpoint.ts";
+import { loadImageModel, MODELS_DIR } from "./checkpoint.ts";
 import { trainClassifier } from "./classifier.ts";
 import { generateImages } from "./generate.ts";
 import { loadMnist } from "./mnist.ts";
@@ -15,10 +15,6 @@ import {
   trainDiffusion,
   type TrainOptions,
 } from "./train.ts";
-
-/** Where the shipped models live, relative to the repository. */
-export const MODELS_DIR =
-  new URL("../../models/image/", import.meta.url).pathname;
 
 type Flags = Record<string, string | true>;
 
@@ -110,7 +106,7 @@ const TRAIN_HELP = `usage: deno task cli train-image [options]
   --schedule cosine|linear   β schedule (default cosine, T = 1000)
   --ema X              EMA decay (default 0.995)   --checkpoint-every N (default 250)
   --stop-after N       leave after N steps of this run (resumable)
-  classifier: --epochs N (default 8) --hidden N (256) --features N (64)`;
+  classifier: --epochs N (default 24) --hidden N (256) --features N (64)`;
 
 export async function trainImageCommand(args: string[]): Promise<void> {
   if (args.includes("--help")) return console.log(TRAIN_HELP);
@@ -147,7 +143,7 @@ export async function trainImageCommand(args: string[]): Promise<void> {
   const started = performance.now();
   if (role === "classifier") {
     const c = trainClassifier(rt, train, {
-      epochs: num(flags, "epochs", 8),
+      epochs: num(flags, "epochs", 24),
       batch: num(flags, "batch", 128),
       lr: num(flags, "lr", 2e-3, false),
       seed: num(flags, "seed", 1),
