@@ -52,8 +52,10 @@ export interface ServerOptions {
   speculative?: DraftConfig;
   /** How generation yields to the event loop between tokens (see scheduler.ts). */
   turn?: () => Promise<void>;
-  /** Compute between event-loop turns, in ms (see scheduler.ts; default 2). */
+  /** Compute between cheap event-loop turns, in ms (see scheduler.ts; default 2). */
   sliceMs?: number;
+  /** Time between full event-loop turns, in ms (see scheduler.ts; default 10). */
+  flushMs?: number;
   /** Where server-side failures are reported (default console.error). */
   log?: (message: string, error?: unknown) => void;
 }
@@ -181,6 +183,7 @@ export function createApp(
         maxQueue: o.maxQueue,
         turn: options.turn,
         sliceMs: options.sliceMs,
+        flushMs: options.flushMs,
         log,
       });
       if (closed) scheduler.close();

@@ -6,10 +6,11 @@
  *
  * Generation is synchronous (no await per token), so one driver loop
  * interleaves the active generations round-robin, one token each, and
- * gives the event loop a turn at least every `sliceMs` (after every round
- * for models slower than that): new requests, client disconnects and
- * /metrics are served while the model works, and a cancelled generation
- * stops at the next round after the server hears of it.
+ * yields to the event loop between rounds (see eventLoopTurn for how
+ * often and how): new requests, client disconnects and /metrics are served
+ * while the model works, streamed tokens flow out at least every
+ * `flushMs`, and a cancelled generation stops at the next round after the
+ * server hears of it.
  */
 import type { Engine, GenerateResult } from "../engine.ts";
 import type { TokenEvent } from "../generate/decoder.ts";
@@ -55,10 +56,12 @@ export interface SchedulerOptions {
   maxQueue: number;
   /** Seconds a refused client should wait (Retry-After). */
   retryAfter?: number;
-  /** How the driver yields between rounds (default eventLoopTurn). */
+  /** The cheap turn between rounds (default eventLoopTurn; tests slow it down). */
   turn?: () => Promise<void>;
-  /** Compute between turns, in ms: 0 = a turn after every round (default 2). */
+  /** Compute between cheap turns, in ms: 0 = after every round (default 2). */
   sliceMs?: number;
+  /** Time between full turns (setTimeout), in ms (default 10). */
+  flushMs?: number;
   /** Called with errors a job callback threw (a server bug, never the client's). */
   log?: (message: string, error: unknown) => void;
 }
@@ -66,27 +69,34 @@ export interface SchedulerOptions {
 const ONE_BYTE = new Uint8Array(1);
 
 /**
- * Rounds run back to back until this much time has passed, then the event
- * loop gets its turn. A turn costs ≈ 0.1 ms, as much as a token of the
- * built-in model: turning after every round halved the server's tokens/s
- * against the engine alone (bench/server.ts), 2 ms slices cost next to
- * nothing. Models slower than 2 ms per token still turn after every round.
- */
-export const DEFAULT_SLICE_MS = 2;
-
-/**
- * One turn of the event loop between rounds. The cheap turns do not do:
- * a MessageChannel round trip (≈ 7 µs) runs only JS tasks, and measured
- * on Deno 2.9, a server yielding that way accepted no new connection until
- * every generation had finished; setTimeout(0) lets everything run but
- * costs ≈ 2 ms per turn (timer clamping), several tokens of a small model.
- * Awaiting a digest does what is needed: the runtime computes it on its
- * blocking thread pool, so the event loop really idles for ≈ 0.1 ms, and
- * connections, socket I/O and timers all get their turn.
+ * Yielding to the event loop, as measured on Deno 2.9 (bench/server.ts and
+ * a probe streaming 32 tokens of a 15M model to an outside client):
+ * - a MessageChannel round trip (≈ 7 µs) runs JS tasks only: no new
+ *   connection was accepted until every generation had finished;
+ * - awaiting a digest (computed on the runtime's blocking thread pool)
+ *   really idles the loop for ≈ 0.1 ms: connections are accepted, but a
+ *   streamed body still reached the client only at the end (12 of 12);
+ * - setTimeout(0) lets everything run, streamed tokens included, but costs
+ *   ≈ 2 ms (timer clamping): every token would make a small model 2-6×
+ *   slower.
+ * So the driver takes the cheap turn (this one) after `sliceMs` of
+ * compute and a full one (setTimeout) after `flushMs` and after a new
+ * job's first token, which cost 10-20 % of tokens/s against no yielding
+ * at all in the probe, within the machine's noise.
  */
 export function eventLoopTurn(): Promise<void> {
   return crypto.subtle.digest("SHA-256", ONE_BYTE).then(() => {});
 }
+
+/** A turn in which timers, sockets and streamed responses all make progress. */
+export function fullTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/** Compute between cheap turns, in ms (a turn costs about a built-in-model token). */
+export const DEFAULT_SLICE_MS = 2;
+/** Time between full turns, in ms: the cadence of streamed chunks under load. */
+export const DEFAULT_FLUSH_MS = 10;
 
 export class Scheduler {
   readonly #engines: (Engine | undefined)[];
@@ -95,6 +105,8 @@ export class Scheduler {
   readonly #active: Active[] = [];
   readonly #unqueue = new Map<Job, () => void>();
   #driving = false;
+  /** A job started since the last full turn. */
+  #started = false;
   #closed = false;
   #idle: (() => void)[] = [];
 
@@ -199,17 +211,20 @@ export class Scheduler {
       return;
     }
     this.#active.push({ job, slot, gen });
+    this.#started = true;
     if (!this.#driving) this.#drive();
   }
 
   async #drive(): Promise<void> {
     this.#driving = true;
     const turn = this.options.turn ?? eventLoopTurn;
+    const slice = this.options.sliceMs ?? DEFAULT_SLICE_MS;
+    const flush = this.options.flushMs ?? DEFAULT_FLUSH_MS;
     try {
       // Turn first: jobs submitted in the same tick join the first round.
       await turn();
-      const slice = this.options.sliceMs ?? DEFAULT_SLICE_MS;
       let lastTurn = performance.now();
+      let lastFlush = -Infinity;
       while (this.#active.length > 0) {
         const now = performance.now();
         // Aborting removes a job from the queue: walk a copy.
@@ -217,7 +232,14 @@ export class Scheduler {
           if (now > job.deadline) job.controller.abort(new DeadlineExceeded());
         }
         for (const a of [...this.#active]) this.#step(a, now);
-        if (this.#active.length > 0 && performance.now() - lastTurn >= slice) {
+        if (this.#active.length === 0) break;
+        const t = performance.now();
+        if (this.#started || t - lastFlush >= flush) {
+          // A new job's first token goes out at once: time to first token.
+          this.#started = false;
+          await fullTurn();
+          lastFlush = lastTurn = performance.now();
+        } else if (t - lastTurn >= slice) {
           await turn();
           lastTurn = performance.now();
         }

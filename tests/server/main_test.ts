@@ -165,6 +165,81 @@ Deno.test("SIGINT with no grace cancels running and queued work and exits 0", as
   assert.ok(performance.now() - t0 < 5000, "no grace period was waited");
 });
 
+Deno.test("streamed tokens reach an outside client while generation runs", async () => {
+  // Yielding that lets connections in but not response bodies out would
+  // deliver every stream in one piece at the end (scheduler.ts).
+  const s = await start(["--slots", "1"]);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const res = await post(`${s.url}/v1/completions`, {
+        prompt: "Tom and his",
+        max_tokens: 500,
+        temperature: 0,
+        stream: true,
+      });
+      const reader = res.body!.getReader();
+      let first = NaN, chunks = 0;
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        chunks++;
+        if (Number.isNaN(first)) first = performance.now() - t0;
+      }
+      const total = performance.now() - t0;
+      assert.ok(first < total / 2, `first chunk at ${first} ms of ${total} ms`);
+      assert.ok(chunks > 1, "more than one write");
+    }
+  } finally {
+    s.child.kill("SIGTERM");
+    await s.child.status;
+    await s.stderr();
+  }
+});
+
+Deno.test("an outside client that disconnects stops its generation early", async () => {
+  const s = await start(["--slots", "1", "--context", "2048"]);
+  try {
+    const full = await (await post(`${s.url}/v1/completions`, {
+      prompt: "Tom and his",
+      max_tokens: 2000,
+      temperature: 0,
+    })).json();
+    assert.ok(full.usage.completion_tokens > 500, "the uncut run is long");
+    const ac = new AbortController();
+    const res = await post(`${s.url}/v1/completions`, {
+      prompt: "Tom and his",
+      max_tokens: 2000,
+      temperature: 0,
+      stream: true,
+    }, { signal: ac.signal });
+    await res.body!.getReader().read();
+    ac.abort();
+    const metric = async (name: string) => {
+      const text = await (await fetch(`${s.url}/metrics`)).text();
+      return Number(text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? 0);
+    };
+    const t0 = performance.now();
+    while (
+      await metric('seer_generations_total{finish_reason="abort"}') !== 1
+    ) {
+      assert.ok(performance.now() - t0 < 2000, "the abort was seen within 2 s");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const cut = await metric("seer_generated_tokens_total") -
+      full.usage.completion_tokens;
+    // Noticed at the next full turn (≤ 10 ms of compute), far before the end.
+    assert.ok(
+      cut < full.usage.completion_tokens / 2,
+      `stopped after ${cut} of ${full.usage.completion_tokens} tokens`,
+    );
+  } finally {
+    s.child.kill("SIGTERM");
+    await s.child.status;
+    await s.stderr();
+  }
+});
+
 Deno.test("open on a non-loopback address warns; SEER_API_KEY guards the API", async () => {
   const s = await start(["--host", "0.0.0.0"]);
   s.child.kill("SIGTERM");
