@@ -149,13 +149,16 @@ function record(
 }
 
 // --- the physical limit ---
+// Measured before and after the kernels, on a shared machine whose load
+// changes: the limit is the better of the two.
 const stream = await streamProbe();
 const streamBuf = rt.array(Float32Array, STREAM_BYTES / 4);
 fill(streamBuf.view, 1);
-const streamMs = time(() => stream(streamBuf.ptr, STREAM_BYTES / 4));
-const streamGBps = STREAM_BYTES / streamMs / 1e6;
-streamBuf.free();
-console.error(`stream sum 512 MB: ${streamGBps.toFixed(1)} GB/s`);
+for (let i = 0; i < 100; i++) stream(streamBuf.ptr, 1 << 18); // tier up first
+const streamGBps = () =>
+  STREAM_BYTES / time(() => stream(streamBuf.ptr, STREAM_BYTES / 4)) / 1e6;
+const streamBefore = streamGBps();
+console.error(`stream sum 512 MB: ${streamBefore.toFixed(1)} GB/s`);
 
 /** Copies of a W of `bytes` that rotate through ≥ POOL_BYTES (at least 3). */
 const copiesFor = (bytes: number) => Math.max(3, Math.ceil(POOL_BYTES / bytes));
@@ -255,6 +258,10 @@ for (const [R, C] of SHAPES) {
   for (const a of [pool, x, xq, y]) a.free();
 }
 
+const streamAfter = streamGBps();
+streamBuf.free();
+const streamLimit = Math.max(streamBefore, streamAfter);
+
 // --- report ---
 const cpu = (() => {
   try {
@@ -269,8 +276,14 @@ console.log(
 );
 console.log(
   `Streaming sum over 512 MB (the read-bandwidth limit): ${
-    streamGBps.toFixed(1)
-  } GB/s.\n`,
+    streamBefore.toFixed(1)
+  } GB/s before the kernels, ${streamAfter.toFixed(1)} GB/s after.`,
+);
+console.log(
+  "In cache = the same W every call (at 32000×768 still main memory: 98 MB f32, 26 MB q8_0);",
+);
+console.log(
+  "from memory = rotating through copies of W totalling ≥ 256 MB. q8_0 times include quantizing x.\n",
 );
 console.log("| W | kernel | weights | ms/call | GFLOP/s | GB/s of W |");
 console.log("|---|---|---|---:|---:|---:|");
@@ -300,9 +313,9 @@ if (find(big, "WASM f32", "memory")) {
   console.log("|---|---:|---:|---|");
   line(
     "f32 matvec GB/s ÷ streaming sum GB/s",
-    f.gbps / streamGBps,
+    f.gbps / streamLimit,
     "≥ 0.85",
-    f.gbps / streamGBps >= 0.85,
+    f.gbps / streamLimit >= 0.85,
   );
   line("plain TS ms ÷ WASM f32 ms", ts.ms / f.ms, "≥ 8", ts.ms / f.ms >= 8);
   line("WASM f32 ms ÷ WASM q8_0 ms", f.ms / q.ms, "≥ 1.8", f.ms / q.ms >= 1.8);
