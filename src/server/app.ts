@@ -242,7 +242,7 @@ export function createApp(
     await next();
     const path = new URL(c.req.url).pathname;
     metrics.requests.inc({
-      route: path in ROUTES ? path : "other",
+      route: Object.hasOwn(ROUTES, path) ? path : "other",
       status: String(c.res.status),
     });
   });
@@ -341,13 +341,13 @@ export function createApp(
   });
 
   /** Prompt text to ids, refusing prompts the context cannot hold. */
-  function encodePrompt(l: Loaded, text: string): number[] {
+  function encodePrompt(l: Loaded, text: string, param: string): number[] {
     const overflow = (what: string) =>
       new ApiError(
         400,
         "context_length_exceeded",
-        `the prompt is ${what} but the context holds ${l.limits.contextLength} tokens; shorten the prompt`,
-        "prompt",
+        `the prompt is ${what} but the context holds ${l.limits.contextLength} tokens; shorten the ${param}`,
+        param,
       );
     // Every token covers at most pieceBytes bytes, so a long text overflows
     // for sure before any tokenizing work is spent on it.
@@ -377,13 +377,13 @@ export function createApp(
     if (kind === "chat") {
       const chat = parseChat(body, l.limits);
       p = chat;
-      prompt = encodePrompt(l, renderChat(chat.messages));
+      prompt = encodePrompt(l, renderChat(chat.messages), "messages");
       stop = [...chat.stop, ...CHAT_STOP];
     } else {
       const completion = parseCompletion(body, l.limits);
       p = completion;
       prompt = typeof completion.prompt === "string"
-        ? encodePrompt(l, completion.prompt)
+        ? encodePrompt(l, completion.prompt, "prompt")
         : completion.prompt;
       stop = completion.stop;
     }

@@ -217,6 +217,18 @@ Deno.test("a prompt longer than the context is 400 context_length_exceeded", asy
   assert.equal(err2.code, "context_length_exceeded");
 });
 
+Deno.test("a chat longer than the context names messages", async () => {
+  const content = "the cat sat on the mat. ".repeat(200);
+  const err = await assertError(
+    await call("/v1/chat/completions", {
+      messages: [{ role: "user", content }],
+    }),
+    400,
+    "messages",
+  );
+  assert.equal(err.code, "context_length_exceeded");
+});
+
 Deno.test("bodies that are not a JSON object are 400", async () => {
   for (
     const body of ["", "{", "[1]", "null", "42", '"x"', "{'a':1}", '{"a":1,}']
