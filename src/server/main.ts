@@ -8,6 +8,8 @@ import { Engine } from "../engine.ts";
 import { number, type Options, parse, string } from "../cli/args.ts";
 import { SeerError } from "../errors.ts";
 import { createApp } from "./app.ts";
+import { mountWeb } from "./web.ts";
+import { ThreadPool } from "../worker/pool.ts";
 import {
   type Drafter,
   DRAFTERS,
@@ -22,6 +24,7 @@ export const HELP = `usage: deno task serve [options]
   --tokenizer PATH      llama2.c tokenizer.bin (needed for llama2.c models)
   --quant q8_0          quantize f32 weights to q8_0 at load
   --context N           context length (overrides the model file's)
+  --threads N           threads splitting every matrix product (default 1); same output
   --model-id NAME       the id /v1/models reports (default: the file name)
   --host HOST           address to bind (default 127.0.0.1)
   --port PORT           port to bind, 0 = any free one (default 8080)
@@ -46,6 +49,7 @@ const OPTIONS: Options = {
   tokenizer: { type: "string" },
   quant: { type: "string" },
   context: { type: "string" },
+  threads: { type: "string" },
   "model-id": { type: "string" },
   host: { type: "string" },
   port: { type: "string" },
@@ -130,16 +134,21 @@ export async function serve(args: string[]): Promise<number> {
   const grace = seconds("shutdown-grace", 3600) ?? 10_000;
   const speculative = speculativeFlags(v);
 
-  const loading = Engine.load({
-    model: string(v, "model"),
-    tokenizer: string(v, "tokenizer"),
-    quant: quant as "q8_0" | undefined,
-    contextLength: number(v, "context", {
-      min: 1,
-      max: 1 << 20,
-      integer: true,
-    }),
-  });
+  const threads = number(v, "threads", { min: 1, max: 64, integer: true }) ??
+    1;
+  const pool = threads > 1 ? ThreadPool.create({ threads }) : undefined;
+  const loading = (async () =>
+    Engine.load({
+      runtime: (await pool)?.runtime,
+      model: string(v, "model"),
+      tokenizer: string(v, "tokenizer"),
+      quant: quant as "q8_0" | undefined,
+      contextLength: number(v, "context", {
+        min: 1,
+        max: 1 << 20,
+        integer: true,
+      }),
+    }))();
   const seer = createApp(loading, {
     slots: number(v, "slots", { min: 1, max: 256, integer: true }),
     maxQueue: number(v, "max-queue", { min: 0, max: 1 << 16, integer: true }),
@@ -154,6 +163,12 @@ export async function serve(args: string[]): Promise<number> {
     modelId: string(v, "model-id"),
     speculative,
   });
+  // The browser page, from build/web/ (`deno task web`), at /.
+  const webDir = new URL("../../build/web/", import.meta.url);
+  mountWeb(
+    seer.app,
+    (name) => Deno.readFile(new URL(name, webDir)).catch(() => null),
+  );
 
   if (apiKey === undefined && !isLoopback(host)) {
     console.error(
@@ -214,6 +229,7 @@ export async function serve(args: string[]): Promise<number> {
   await finished;
   seer.dispose();
   (await loading.catch(() => undefined))?.dispose();
+  await (await pool?.catch(() => undefined))?.dispose();
   return loadFailed;
 }
 

@@ -105,6 +105,8 @@ interface Slot {
 
 export class ThreadPool implements RowParallel {
   readonly ctl: Int32Array;
+  /** Products handed to the threads, and those small enough to run alone. */
+  readonly counts = { split: 0, alone: 0 };
   #slots: Slot[] = [];
   #seq = 0;
   #starting = new Set<Promise<void>>();
@@ -224,9 +226,11 @@ export class ThreadPool implements RowParallel {
       : Math.min(rows, this.threads * 4, MAX_CHUNKS);
     writeJob(ctl, q8, y, w, x, rows, cols, m, ldy, chunks);
     if (chunks === 1) {
+      this.counts.alone++;
       runChunk(k, ctl, 0);
       return;
     }
+    this.counts.split++;
     // 0 never names a job, so a fresh SEEN word (0) never looks current.
     const seq = this.#seq = (this.#seq + 1) | 0 || 1;
     Atomics.store(ctl, FINISHED, 0);

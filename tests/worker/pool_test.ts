@@ -173,6 +173,8 @@ Deno.test("pool: whole generations with 2 workers equal one thread (greedy and s
       assert.equal(a.text, b.text);
       assert.ok(a.tokens.length > 60, "the run generated text");
     }
+    assert.ok(pool.counts.split > 1000, `products split: ${pool.counts.split}`);
+    assert.equal(pool.counts.alone, 0);
   } finally {
     one.dispose();
     par.dispose();
