@@ -69,12 +69,6 @@ for (const quant of [undefined, "q8_0"] as const) {
     name: `exactness: forwardBatch rows are bit-identical to forward (${
       quant ?? "f32"
     })`,
-    // f32: matmul_f32 sums groups of 4 and 8 rows in another order than
-    // matvec_f32 (assembly/matmul.ts dot4/dot8 vs dot1), so batches of 4+
-    // rows differ in the last bits; reported to the kernel owner. Greedy
-    // outputs still match on every golden prompt (the differences never
-    // flip an argmax there), but exactness is not guaranteed until this passes.
-    ignore: quant === undefined,
     fn: async () => {
       const engine = await Engine.load({ quant });
       try {
