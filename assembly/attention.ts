@@ -61,7 +61,7 @@ export function rope_f32(
 
 /** Σ a[i] · b[i] over n floats, four lanes at a time. */
 // @ts-ignore: decorator
-
+@inline
 function dot(a: usize, b: usize, n: i32): f32 {
   let acc = f32x4.splat(0);
   let i = 0;

@@ -24,7 +24,7 @@ let s2: u32 = 0;
 let s3: u32 = 0;
 
 // @ts-ignore: decorator
-
+@inline
 function loadState(state: usize): void {
   s0 = load<u32>(state);
   s1 = load<u32>(state, 4);
@@ -33,7 +33,7 @@ function loadState(state: usize): void {
 }
 
 // @ts-ignore: decorator
-
+@inline
 function saveState(state: usize): void {
   store<u32>(state, s0);
   store<u32>(state, s1, 4);
@@ -43,7 +43,7 @@ function saveState(state: usize): void {
 
 /** One xoshiro128** step on the loaded state. */
 // @ts-ignore: decorator
-
+@inline
 function next(): u32 {
   const result = rotl<u32>(s1 * 5, 7) * 9;
   const t = s1 << 9;
@@ -58,7 +58,7 @@ function next(): u32 {
 
 /** SplitMix64's output function on an already advanced counter. */
 // @ts-ignore: decorator
-
+@inline
 function mix64(z: u64): u64 {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
   z = (z ^ (z >> 27)) * 0x94d049bb133111eb;

@@ -134,7 +134,7 @@ export function argmax_f32(x: usize, n: i32): i32 {
  * index ranks lower), so NaNs are chosen only when numbers run out.
  */
 // @ts-ignore: decorator
-
+@inline
 function below(va: f32, ia: i32, vb: f32, ib: i32): bool {
   if (va != va) return vb != vb ? ia > ib : true;
   if (vb != vb) return false;
@@ -142,7 +142,7 @@ function below(va: f32, ia: i32, vb: f32, ib: i32): bool {
 }
 
 // @ts-ignore: decorator
-
+@inline
 function swap(idx: usize, val: usize, a: i32, b: i32): void {
   const pa = <usize> a << 2, pb = <usize> b << 2;
   const ia = load<i32>(idx + pa), va = load<f32>(val + pa);
