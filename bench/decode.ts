@@ -5,11 +5,18 @@
  *
  *   deno task bench:decode [--quick] [--shapes 260K,15M,42M,110M] [--runs 3]
  *
- * Random-weight models are made once with `deno task make-model` into
- * $TMPDIR/seer-bench/ (reused afterwards). Prints a markdown table.
+ * Random-weight models are made once into $TMPDIR/seer-bench/ (reused
+ * afterwards; bench/common.ts). Prints a markdown table.
  */
 import { Engine } from "../src/engine.ts";
 import { parseArgs } from "node:util";
+import {
+  buildRunC,
+  median,
+  randomModel,
+  root,
+  TOKENIZER_32K,
+} from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -21,10 +28,6 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 const shapes = values.shapes!.split(",");
-const root = new URL("../", import.meta.url).pathname;
-const shared = new URL("../../shared/", import.meta.url).pathname;
-const cache = `${Deno.env.get("TMPDIR") ?? "/tmp"}/seer-bench`;
-await Deno.mkdir(cache, { recursive: true });
 
 interface Shape {
   model: string;
@@ -40,65 +43,13 @@ async function shape(name: string): Promise<Shape> {
       decodeTokens: 500,
     };
   }
-  const model = `${cache}/random-${name}.bin`;
-  try {
-    await Deno.stat(model);
-  } catch {
-    console.error(`making random ${name} model → ${model}`);
-    const p = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${root}scripts/make_model.ts`,
-        "--shape",
-        name,
-        "--seed",
-        "1",
-        "--out",
-        model,
-      ],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!p.success) throw new Error(`make-model ${name} failed`);
-  }
+  const model = await randomModel(name);
   const decodeTokens = { "15M": 128, "42M": 64, "110M": 32 }[name] ?? 32;
   return {
     model,
-    tokenizer: `${shared}models/tokenizer.bin`,
+    tokenizer: TOKENIZER_32K,
     decodeTokens: values.quick ? Math.ceil(decodeTokens / 4) : decodeTokens,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Builds run.c once; undefined (with a note) when gcc is missing. */
-async function buildRunC(): Promise<string | undefined> {
-  const out = `${cache}/run-ofast`;
-  try {
-    const p = await new Deno.Command("gcc", {
-      args: [
-        "-Ofast",
-        "-march=native",
-        "-o",
-        out,
-        `${shared}peers/llama2c/run.c`,
-        "-lm",
-      ],
-    }).output();
-    if (!p.success) {
-      console.error(new TextDecoder().decode(p.stderr));
-      return undefined;
-    }
-    return out;
-  } catch {
-    console.error("note: gcc not found; the run.c column is skipped");
-    return undefined;
-  }
 }
 
 async function runC(bin: string, s: Shape, steps: number): Promise<number> {

@@ -15,6 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { Engine } from "../src/engine.ts";
+import { randomModel, root, TOKENIZER_32K } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -38,8 +39,6 @@ const PROMPTS = [
   "Max had a",
   "There was a big",
 ];
-const root = new URL("../", import.meta.url).pathname;
-const cache = `${Deno.env.get("TMPDIR") ?? "/tmp"}/seer-bench`;
 
 interface Shape {
   name: string;
@@ -54,33 +53,11 @@ async function shape(name: string): Promise<Shape> {
   if (name === "260K") {
     return { name: "stories260K (built in)", requests: 48, maxTokens: 64 };
   }
-  const model = `${cache}/random-${name}.bin`;
-  try {
-    await Deno.stat(model);
-  } catch {
-    await Deno.mkdir(cache, { recursive: true });
-    console.error(`making random ${name} model → ${model}`);
-    const p = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${root}scripts/make_model.ts`,
-        "--shape",
-        name,
-        "--seed",
-        "1",
-        "--out",
-        model,
-      ],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!p.success) throw new Error(`make-model ${name} failed`);
-  }
+  const model = await randomModel(name);
   return {
     name: `random ${name}`,
     model,
-    tokenizer: `${root}../shared/models/tokenizer.bin`,
+    tokenizer: TOKENIZER_32K,
     requests: 16,
     maxTokens: 32,
   };

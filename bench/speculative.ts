@@ -22,6 +22,7 @@ import {
   loadSpeculative,
   type SpeculativeSpec,
 } from "../src/generate/setup.ts";
+import { median, randomModel, shared, TOKENIZER_32K } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -33,35 +34,10 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 const quick = values.quick!;
-const root = new URL("../", import.meta.url).pathname;
-const shared = new URL("../../shared/", import.meta.url).pathname;
-const cache = `${Deno.env.get("TMPDIR") ?? "/tmp"}/seer-bench`;
-await Deno.mkdir(cache, { recursive: true });
 
 const GOLDEN: { prompt: string }[] = JSON.parse(
   await Deno.readTextFile(`${shared}golden/stories260K-greedy.json`),
 );
-
-async function randomModel(shape: string): Promise<string> {
-  const path = `${cache}/random-${shape}.bin`;
-  try {
-    await Deno.stat(path);
-  } catch {
-    console.error(`making random ${shape} model → ${path}`);
-    const p = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${root}scripts/make_model.ts`,
-        ...["--shape", shape, "--seed", "1", "--out", path],
-      ],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!p.success) throw new Error(`make-model ${shape} failed`);
-  }
-  return path;
-}
 
 interface Workload {
   name: string;
@@ -102,7 +78,7 @@ async function workload(shape: string): Promise<Workload> {
   return {
     name: `random ${shape}`,
     model: await randomModel(shape),
-    tokenizer: `${shared}models/tokenizer.bin`,
+    tokenizer: TOKENIZER_32K,
     prompts: GOLDEN.slice(1, 3).map((g) => g.prompt),
     maxTokens: quick ? 16 : shape === "110M" ? 48 : 64,
     modes: [
@@ -112,12 +88,6 @@ async function workload(shape: string): Promise<Workload> {
       ["fixed (q8)", { nar: "fixed", drafter: "q8" }],
     ],
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**
