@@ -82,6 +82,13 @@ async function measure(s: Shape, quant?: "q8_0") {
     1,
     ...Array.from({ length: 63 }, (_, i) => (i * 7919 + 13) % vocab),
   ];
+  // One untimed run first: WASM and JS tier up to optimized code (run.c
+  // has no such warm-up to do).
+  engine.complete({
+    prompt,
+    maxTokens: s.decodeTokens,
+    sampling: { temperature: 0 },
+  });
   const prefill: number[] = [];
   const decode: number[] = [];
   for (let r = 0; r < runs; r++) {
