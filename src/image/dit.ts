@@ -211,9 +211,12 @@ class State {
     this.mf = f(N * d);
     this.out = f(N * pout);
     const hd = d / c_.heads;
-    this.scratch = f(
-      Math.max(hid * d, 3 * d * d, T * T + hd * T, c_.freqDim * d, pin * d),
+    // Scratch serves gemm_nt_f32 (the transpose of every weight matrix, the
+    // largest being a block's 6d × d adaLN) and mha_backward_f32.
+    const largestWeight = Math.max(
+      ...paramSpecs(c_).filter((p) => p.name.endsWith(".weight")).map((p) => p.size),
     );
+    this.scratch = f(Math.max(largestWeight, T * T + hd * T));
     if (training) {
       const w = Math.max(hid, 3 * d);
       Object.assign(this, {

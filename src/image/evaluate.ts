@@ -28,6 +28,10 @@ export interface EvalSetting {
   guidance: number;
   /** Whether the super-resolution stage runs (else base-only, upsampled). */
   cascade: boolean;
+  /** Guidance of the super-resolution stage (default: guidance). */
+  superresGuidance?: number;
+  /** Noise added to the upsampled base images (generateImages' default if absent). */
+  condNoise?: number;
 }
 
 export interface EvalResult extends EvalSetting {
@@ -72,6 +76,8 @@ export async function evaluateSetting(
     sampler: s.sampler,
     steps: s.steps,
     guidance: s.guidance,
+    superresGuidance: s.superresGuidance,
+    condNoise: s.condNoise,
     seed,
     batchSize: 50,
   };
@@ -197,20 +203,27 @@ if (import.meta.main) {
     }% of ${heldOut.count}`,
   );
   const dim = judge.config.widths[2];
-  // The floor at a count: that many held-out images against the rest of the held-out set.
+  // The floor at a count: that many held-out images (every k-th, so all
+  // classes are in it; the split is stored class by class) against the rest.
   const floors: Record<number, number> = {};
   for (const c of [n, nSmall]) {
     const m = Math.min(c, Math.floor(heldOut.count / 2));
-    floors[c] = frechetBetween(
-      ref.features,
-      m,
-      ref.features.subarray(m * dim),
-      heldOut.count - m,
-      dim,
+    const step = heldOut.count / m;
+    const pick = new Set(
+      Array.from({ length: m }, (_, i) => Math.floor(i * step)),
     );
+    const a = new Float32Array(m * dim),
+      b = new Float32Array((heldOut.count - m) * dim);
+    let ia = 0, ib = 0;
+    for (let i = 0; i < heldOut.count; i++) {
+      const row = ref.features.subarray(i * dim, (i + 1) * dim);
+      if (pick.has(i)) a.set(row, dim * ia++);
+      else b.set(row, dim * ib++);
+    }
+    floors[c] = frechetBetween(a, m, b, heldOut.count - m, dim);
     console.log(
       `Fréchet floor at n=${c}: ${
-        floors[c].toFixed(3)
+        floors[c].toFixed(2)
       } (${m} held-out vs the other ${heldOut.count - m})`,
     );
   }

@@ -112,3 +112,31 @@ Deno.test("DiT: seeded initialisation is reproducible and adaLN-Zero starts at z
   assert.ok(a.forward(x, [5], [0], 1).every((v) => v === 0));
   for (const d of [a, b, c]) d.dispose();
 });
+
+Deno.test("DiT: forward and backward write only their own buffers", () => {
+  // Memory allocated right after a model's activation buffers must survive
+  // its forward and backward passes (scratch sized for every weight's
+  // transpose, the tape for every activation).
+  for (const training of [false, true]) {
+    const dit = randomDiT(9);
+    const B = 3, px = TINY.imageSize ** 2 * TINY.channels;
+    const x = randomF32(B * px, 10);
+    const out = dit.forwardTokens(x, [1, 2, 3], [0, 1, 2], B, training);
+    const fence = rt.array(Float32Array, 1 << 16);
+    const pattern = randomF32(fence.length, 12);
+    fence.view.set(pattern);
+    dit.forwardTokens(x, [1, 2, 3], [0, 1, 2], B, training);
+    if (training) {
+      const dout = rt.arrayFrom(
+        Float32Array,
+        randomF32(B * dit.tokens * TINY.patch ** 2, 13),
+      );
+      dit.backward(dout.ptr, B);
+      dout.free();
+    }
+    assert.deepEqual(fence.view, pattern);
+    assert.ok(out > 0);
+    fence.free();
+    dit.dispose();
+  }
+});
