@@ -5,16 +5,18 @@
  * measure of what this machine gives a second thread right now.
  *
  *   deno task bench:threads [--shapes 42M,110M] [--runs 5] [--threads 2] [--quick]
+ *                           [--spin MS] [--chunks PER_THREAD]   (pool tuning)
  *
  * One and two threads alternate run by run, so a change in the machine's
- * load hits both; each figure is a median. Models are made once with
- * `deno task make-model` into $TMPDIR/seer-bench/. Prints a markdown table.
+ * load hits both; each figure is a median. Random models are made once
+ * (bench/common.ts). Prints a markdown table.
  */
 import { parseArgs } from "node:util";
 import { Engine } from "../src/engine.ts";
 import { loadModelFiles } from "../src/formats/load.ts";
 import { Runtime } from "../src/kernels/runtime.ts";
 import { ThreadPool } from "../src/worker/pool.ts";
+import { buildRunC, median, randomModel, TOKENIZER_32K } from "./common.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -23,79 +25,21 @@ const { values } = parseArgs({
     runs: { type: "string", default: "5" },
     threads: { type: "string", default: "2" },
     spin: { type: "string" },
+    chunks: { type: "string" },
     quick: { type: "boolean", default: false },
   },
 });
 const runs = Number(values.runs);
 const threads = Number(values.threads);
 const spinMs = values.spin === undefined ? undefined : Number(values.spin);
-const root = new URL("../", import.meta.url).pathname;
-const shared = new URL("../../shared/", import.meta.url).pathname;
-const cache = `${Deno.env.get("TMPDIR") ?? "/tmp"}/seer-bench`;
-await Deno.mkdir(cache, { recursive: true });
-const tokenizer = `${shared}models/tokenizer.bin`;
+const chunksPerThread = values.chunks === undefined
+  ? undefined
+  : Number(values.chunks);
 
-async function modelFile(shape: string): Promise<string> {
-  const path = `${cache}/random-${shape}.bin`;
-  try {
-    await Deno.stat(path);
-  } catch {
-    console.error(`making random ${shape} model → ${path}`);
-    const p = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        `${root}scripts/make_model.ts`,
-        "--shape",
-        shape,
-        "--seed",
-        "1",
-        "--out",
-        path,
-      ],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!p.success) throw new Error(`make-model ${shape} failed`);
-  }
-  return path;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** run.c with OpenMP; undefined (with a note) when gcc cannot build it. */
-async function buildRunC(): Promise<string | undefined> {
-  const out = `${cache}/run-omp`;
-  try {
-    const p = await new Deno.Command("gcc", {
-      args: [
-        "-Ofast",
-        "-march=native",
-        "-fopenmp",
-        "-o",
-        out,
-        `${shared}peers/llama2c/run.c`,
-        "-lm",
-      ],
-    }).output();
-    if (p.success) return out;
-    console.error(new TextDecoder().decode(p.stderr));
-  } catch {
-    // no gcc
-  }
-  console.error(
-    "note: run.c with OpenMP could not be built; its columns are skipped",
-  );
-  return undefined;
-}
-
+/** run.c's decode tokens/s with n OpenMP threads. */
 async function runC(bin: string, model: string, steps: number, n: number) {
   const p = await new Deno.Command(bin, {
-    args: [model, "-z", tokenizer, "-t", "0", "-n", String(steps)],
+    args: [model, "-z", TOKENIZER_32K, "-t", "0", "-n", String(steps)],
     env: { OMP_NUM_THREADS: String(n) },
   }).output();
   const m = /achieved tok\/s: ([\d.]+)/.exec(
@@ -131,15 +75,53 @@ function once(engine: Engine, decodeTokens: number, into: Speeds) {
   into.decode.push(d.stats.tokens_per_second);
 }
 
-const runc = await buildRunC();
+/**
+ * How much arithmetic two threads get done together relative to one, right
+ * now: the same busy loop in 1 and then 2 workers. On an idle 2-core
+ * machine this is ≈ 2; shared vCPUs (SMT siblings, other tenants) give less,
+ * and no split can beat it.
+ */
+async function cpuScaling(): Promise<number> {
+  const code = `self.onmessage = () => {
+    let x = 0;
+    for (let i = 0; i < 3e8; i++) x = (x + i * 0.5) % 1e9;
+    self.postMessage(x);
+  };`;
+  const url = URL.createObjectURL(
+    new Blob([code], { type: "text/javascript" }),
+  );
+  const busy = async (n: number) => {
+    const workers = Array.from(
+      { length: n },
+      () => new Worker(url, { type: "module" }),
+    );
+    const t0 = performance.now();
+    await Promise.all(workers.map((w) =>
+      new Promise((r) => {
+        w.onmessage = r;
+        w.postMessage(0);
+      })
+    ));
+    const ms = performance.now() - t0;
+    for (const w of workers) w.terminate();
+    return n / ms; // loops per ms
+  };
+  const one = await busy(1);
+  const two = await busy(threads);
+  URL.revokeObjectURL(url);
+  return two / one;
+}
+
+const runc = await buildRunC({ openmp: true });
+const cpu = await cpuScaling();
 const lines: string[] = [];
 for (const shape of values.shapes!.split(",")) {
-  const model = await modelFile(shape);
+  const model = await randomModel(shape);
   const decodeTokens = ({ "15M": 128, "42M": 64, "110M": 32 }[shape] ?? 32) /
     (values.quick ? 4 : 1);
-  const files = await loadModelFiles(model, { tokenizer });
+  const files = await loadModelFiles(model, { tokenizer: TOKENIZER_32K });
   const one = await Engine.load({ files, runtime: await Runtime.load() });
-  const pool = await ThreadPool.create({ threads, spinMs });
+  const pool = await ThreadPool.create({ threads, spinMs, chunksPerThread });
   const many = await Engine.load({ files, runtime: pool.runtime });
   // Warm up both (compilation tiers, page faults of fresh memory).
   once(one, 4, { prefill: [], decode: [] });
@@ -178,7 +160,12 @@ for (const shape of values.shapes!.split(",")) {
 }
 
 console.log(
-  `tokens/s, medians of ${runs} alternating runs, f32, 1 vs ${threads} threads (64-token prompt)\n`,
+  `tokens/s, medians of ${runs} alternating runs, f32, 1 vs ${threads} threads (64-token prompt)`,
+);
+console.log(
+  `CPU the machine gave ${threads} busy threads at the start: ${
+    cpu.toFixed(2)
+  }× one thread\n`,
 );
 console.log(
   `| model | prefill 1 thread | prefill ${threads} | speed-up | decode 1 thread | decode ${threads} | speed-up | run.c OpenMP decode 1 → ${threads} |`,

@@ -197,6 +197,9 @@ const api = {
     if (!engine || !modelFile) {
       throw new SeerError("invalid_argument", "load a model first");
     }
+    // Made before any await, so a stop() during setup counts too.
+    abort = new AbortController();
+    const signal = abort.signal;
     let spec: Speculative | undefined;
     if (req.drafter !== "none") {
       const isNar = NAR_KINDS.includes(req.drafter);
@@ -217,7 +220,6 @@ const api = {
     }
     let steps: number[] = [];
     let decoder: Decoder | undefined;
-    abort = new AbortController();
     const run = engine.generate({
       prompt: req.prompt,
       maxTokens: req.maxTokens,
@@ -227,7 +229,7 @@ const api = {
         topK: req.topK,
       },
       seed: req.seed,
-      signal: abort.signal,
+      signal,
       decoder: spec
         ? (ctx) => {
           decoder = spec!.decoder(ctx);

@@ -40,10 +40,8 @@ export const STOP = 4;
 export const ARGS = 8;
 /** BUSY + t: 1 while thread t computes a chunk. */
 export const BUSY = 24;
-/** SEEN + t: the last job thread t woke up for (its heartbeat). */
-export const SEEN = BUSY + MAX_THREADS;
 /** FAIL + t: 1 when thread t failed (and left); message at msgOffset(t). */
-export const FAIL = SEEN + MAX_THREADS;
+export const FAIL = BUSY + MAX_THREADS;
 const WORDS = FAIL + MAX_THREADS;
 /** Bytes of error text each thread may leave. */
 export const MSG_BYTES = 512;

@@ -14,7 +14,6 @@ import {
   finish,
   FINISHED,
   runChunk,
-  SEEN,
   SEQ,
   STOP,
   writeMessage,
@@ -75,7 +74,6 @@ const api: KernelWorker = {
       }
       seen = seq;
       if (Atomics.load(ctl, STOP) !== 0) return;
-      Atomics.store(ctl, SEEN + t, seq);
       for (let c = claim(ctl); c >= 0; c = claim(ctl)) {
         Atomics.store(ctl, BUSY + t, 1);
         try {

@@ -16,10 +16,12 @@
  * Outputs are bit for bit those of one thread: each row is computed by the
  * same kernel whoever computes it. A worker that fails while computing (a
  * trap, an exception, or no answer within `timeoutMs`) fails the product in
- * flight with a clear SeerError; one that stops answering while idle costs
- * nothing but is replaced all the same. Replacements start in the
- * background (`ready()` resolves when they serve); meanwhile the others do
- * their share.
+ * flight with a clear SeerError and is replaced in the background
+ * (`ready()` resolves when the replacement serves); meanwhile the others do
+ * its share. (A worker only leaves its loop when told to stop or when it
+ * fails, so an idle worker cannot vanish unnoticed; and Deno's
+ * Worker.terminate() does not stop a thread that is inside a synchronous
+ * loop, so a stuck thread is abandoned, not killed.)
  */
 import * as Comlink from "comlink";
 import { type RowParallel, Runtime } from "../kernels/runtime.ts";
@@ -37,7 +39,6 @@ import {
   MAX_THREADS,
   readMessage,
   runChunk,
-  SEEN,
   SEQ,
   STOP,
   writeJob,
@@ -74,6 +75,12 @@ export interface PoolOptions {
    * alone: below this the hand-off costs more than it saves.
    */
   minWork?: number;
+  /**
+   * Chunks per thread in a split product (default 4). More chunks balance
+   * better when a worker is preempted (the caller waits at most for one
+   * chunk it holds); fewer cost fewer claims.
+   */
+  chunksPerThread?: number;
 }
 
 /** Whether this runtime can share memory between threads. */
@@ -98,9 +105,6 @@ interface Slot {
   live: boolean;
   /** The loop's promise (settles when the worker stops or fails). */
   running: Promise<void> | null;
-  /** Its heartbeat (SEEN) when last looked at, and since when unchanged. */
-  seen: number;
-  since: number;
 }
 
 export class ThreadPool implements RowParallel {
@@ -114,6 +118,7 @@ export class ThreadPool implements RowParallel {
   readonly #timeoutMs: number;
   readonly #spinMs: number;
   readonly #minWork: number;
+  readonly #chunksPerThread: number;
   readonly #workerUrl: URL;
 
   private constructor(
@@ -126,6 +131,7 @@ export class ThreadPool implements RowParallel {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#spinMs = options.spinMs ?? 0.05;
     this.#minWork = options.minWork ?? 1 << 16;
+    this.#chunksPerThread = Math.max(1, options.chunksPerThread ?? 4);
     this.#workerUrl = options.workerUrl ?? WORKER_URL;
   }
 
@@ -150,6 +156,7 @@ export class ThreadPool implements RowParallel {
         timeoutMs: options.timeoutMs,
         spinMs: options.spinMs,
         minWork: options.minWork,
+        chunksPerThread: options.chunksPerThread,
       })
     ) {
       if (v !== undefined && !(v >= 0 && Number.isFinite(v))) {
@@ -174,8 +181,6 @@ export class ThreadPool implements RowParallel {
       worker: null,
       live: false,
       running: null,
-      seen: 0,
-      since: 0,
     }));
     try {
       await Promise.all(
@@ -223,7 +228,7 @@ export class ThreadPool implements RowParallel {
     // the others, and the caller waits at most for one chunk's time.
     const chunks = rows * cols * m < this.#minWork
       ? 1
-      : Math.min(rows, this.threads * 4, MAX_CHUNKS);
+      : Math.min(rows, this.threads * this.#chunksPerThread, MAX_CHUNKS);
     writeJob(ctl, q8, y, w, x, rows, cols, m, ldy, chunks);
     if (chunks === 1) {
       this.counts.alone++;
@@ -231,8 +236,8 @@ export class ThreadPool implements RowParallel {
       return;
     }
     this.counts.split++;
-    // 0 never names a job, so a fresh SEEN word (0) never looks current.
-    const seq = this.#seq = (this.#seq + 1) | 0 || 1;
+    // Job numbers wrap within int32 (the SEQ word); workers only compare.
+    const seq = this.#seq = (this.#seq + 1) | 0;
     Atomics.store(ctl, FINISHED, 0);
     Atomics.store(ctl, FAILED, 0);
     Atomics.store(ctl, CLAIM, ((seq & 0xffff) << 16) | chunks);
@@ -251,12 +256,11 @@ export class ThreadPool implements RowParallel {
     // Wait even when this thread failed: no worker may still be writing
     // when the caller moves on.
     const failed = this.#wait(chunks);
-    this.#checkHeartbeats(seq);
     if (ownError) throw ownError;
     if (failed.length) {
-      const what = failed.map(({ t, why }) => `worker ${t}: ${why}`).join(
-        "; ",
-      );
+      const what = failed.map(({ t, why }) =>
+        t ? `worker ${t}: ${why}` : `a worker that left: ${why}`
+      ).join("; ");
       throw new SeerError(
         "internal",
         `a kernel thread failed (${what}), so this result is incomplete; ` +
@@ -276,18 +280,17 @@ export class ThreadPool implements RowParallel {
       if (finished + Atomics.load(ctl, FAILED) === chunks) break;
       const now = performance.now();
       if (now >= deadline) {
-        // Whoever still holds a chunk is stuck (or dead): take it out.
+        // Whoever still holds a chunk is stuck (or dead): take it out. The
+        // product is incomplete either way.
         const stuck: { t: number; why: string }[] = [];
+        const why = `no answer within ${this.#timeoutMs} ms (crashed or stuck)`;
         for (let t = 1; t < this.threads; t++) {
-          if (this.#slots[t].live && Atomics.load(ctl, BUSY + t) === 1) {
-            stuck.push({
-              t,
-              why: `no answer within ${this.#timeoutMs} ms (crashed or stuck)`,
-            });
-            this.#lose(t);
+          if (Atomics.load(ctl, BUSY + t) === 1) {
+            stuck.push({ t, why });
+            if (this.#slots[t].live) this.#lose(t);
           }
         }
-        return stuck;
+        return stuck.length ? stuck : [{ t: 0, why }];
       }
       if (now < spinUntil) continue;
       Atomics.wait(ctl, FINISHED, finished, Math.min(50, deadline - now));
@@ -301,28 +304,6 @@ export class ThreadPool implements RowParallel {
       }
     }
     return failed;
-  }
-
-  /**
-   * A live worker wakes for every job and leaves its heartbeat; one that
-   * has not for `timeoutMs` while jobs came is gone (killed, or its thread
-   * died idle). Nothing was lost, but it is replaced.
-   */
-  #checkHeartbeats(seq: number): void {
-    let now = 0;
-    for (let t = 1; t < this.threads; t++) {
-      const slot = this.#slots[t];
-      if (!slot.live) continue;
-      const seen = Atomics.load(this.ctl, SEEN + t);
-      if (seen === seq) continue;
-      now ||= performance.now();
-      if (seen !== slot.seen) {
-        slot.seen = seen;
-        slot.since = now;
-      } else if (now - slot.since > this.#timeoutMs) {
-        this.#lose(t);
-      }
-    }
   }
 
   /** Takes thread t out of service and starts a replacement. */
@@ -356,8 +337,6 @@ export class ThreadPool implements RowParallel {
     }
     Atomics.store(this.ctl, FAIL + t, 0);
     Atomics.store(this.ctl, BUSY + t, 0);
-    slot.seen = Atomics.load(this.ctl, SEEN + t);
-    slot.since = performance.now();
     slot.running = api.run(this.#seq, this.#spinMs).catch(() => {
       // Reported through the control block when it matters (see #wait).
     });
@@ -370,7 +349,7 @@ export class ThreadPool implements RowParallel {
     this.#disposed = true;
     if (this.runtime.parallel === this) this.runtime.parallel = null;
     Atomics.store(this.ctl, STOP, 1);
-    Atomics.store(this.ctl, SEQ, (this.#seq + 1) | 0 || 1);
+    Atomics.store(this.ctl, SEQ, (this.#seq + 1) | 0);
     Atomics.notify(this.ctl, SEQ);
     const running = this.#slots.map((s) => s.running).filter((p) => p);
     // A worker that does not stop within a second is ended anyway.

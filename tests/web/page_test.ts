@@ -202,6 +202,20 @@ Deno.test({
       assert.equal(await generate(page, "layerskip"), expected);
       assert.match((await page.textContent("#stat-accept"))!, /^\d+%$/);
 
+      // Stop, clicked in the same turn as Generate: the worker takes it at
+      // its first event-loop turn, after 30 ms of generating (500 tokens
+      // take several times that).
+      await page.fill("#max-tokens", "500");
+      await page.selectOption("#drafter", "none");
+      await page.evaluate(
+        `document.getElementById("generate").click();
+         document.getElementById("stop").click();`,
+      );
+      await waitState(page, "done");
+      assert.equal(await page.textContent("#status"), "done (abort)");
+      const stoppedAt = Number(await page.textContent("#stat-tokens"));
+      assert.ok(stoppedAt < 500, `stopped after ${stoppedAt} tokens`);
+
       // A GGUF picked from disk.
       await page.check("[name=source][value=files]");
       await page.setInputFiles("#files", GGUF);

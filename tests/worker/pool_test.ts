@@ -256,31 +256,6 @@ Deno.test("pool: a worker stuck mid-product is found by the timeout, then replac
   }
 });
 
-Deno.test("pool: a worker killed while idle loses nothing and is replaced", async () => {
-  const pool = await ThreadPool.create({
-    threads: 3,
-    timeoutMs: 200,
-    minWork: 0,
-  });
-  try {
-    const c: Case = { q8: true, rows: 90, cols: 64, m: 4 };
-    const expected = product(single, c, 4);
-    pool.worker(2)!.terminate(); // as if its thread had been killed
-    const t0 = performance.now();
-    // Products keep coming and stay exact; the heartbeat notices the loss.
-    while (pool.liveWorkers === 2) {
-      assertBits(product(pool.runtime, c, 4), expected, "meanwhile");
-      assert.ok(performance.now() - t0 < 5000, "the dead worker was noticed");
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await pool.ready();
-    assert.equal(pool.liveWorkers, 2);
-    assertBits(product(pool.runtime, c, 4), expected, "after");
-  } finally {
-    await pool.dispose();
-  }
-});
-
 Deno.test("pool: bad options are refused with the valid range; 1 thread has no workers", async () => {
   for (const threads of [0, 1.5, 65, NaN]) {
     await assert.rejects(
