@@ -99,10 +99,11 @@ const TRAIN_HELP = `usage: deno task cli train-image [options]
   --role base|superres|classifier   what to train (default base)
   --out DIR            checkpoint directory (default models/image/<role>); an
                        existing state.safetensors there is resumed
-  --steps N            optimizer steps (default 3000)     --batch N (default 64)
+  --steps N            optimizer steps (default 5000 base, 2500 superres)
+  --batch N            images per step (default 48 base, 64 superres)
   --lr X               peak learning rate (default 1e-3)  --warmup N (default 200)
   --seed N             seed of initialisation, data order and noise (default 1)
-  --dim N --depth N --heads N --patch N   DiT shape (default 96, 4, 4, 2 or 4)
+  --dim N --depth N --heads N --patch N   DiT shape (default 64, 4, 4, 2 or 4)
   --schedule cosine|linear   β schedule (default cosine, T = 1000)
   --ema X              EMA decay (default 0.995)   --checkpoint-every N (default 250)
   --stop-after N       leave after N steps of this run (resumable)

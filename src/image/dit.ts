@@ -214,7 +214,9 @@ class State {
     // Scratch serves gemm_nt_f32 (the transpose of every weight matrix, the
     // largest being a block's 6d × d adaLN) and mha_backward_f32.
     const largestWeight = Math.max(
-      ...paramSpecs(c_).filter((p) => p.name.endsWith(".weight")).map((p) => p.size),
+      ...paramSpecs(c_).filter((p) => p.name.endsWith(".weight")).map((p) =>
+        p.size
+      ),
     );
     this.scratch = f(Math.max(largestWeight, T * T + hd * T));
     if (training) {

@@ -105,6 +105,13 @@ export const DEFAULT_SETTINGS: (EvalSetting & { small?: boolean })[] = [
     cascade: true,
   },
   {
+    name: "DDIM-20, w = 2",
+    sampler: "ddim",
+    steps: 20,
+    guidance: 2,
+    cascade: true,
+  },
+  {
     name: "DDIM-20, w = 3",
     sampler: "ddim",
     steps: 20,
