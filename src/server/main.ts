@@ -9,6 +9,7 @@ import { number, type Options, parse, string } from "../cli/args.ts";
 import { SeerError } from "../errors.ts";
 import { createApp } from "./app.ts";
 import { mountWeb } from "./web.ts";
+import { loadImageBackend } from "./image_models.ts";
 import { ThreadPool } from "../worker/pool.ts";
 import {
   type Drafter,
@@ -35,6 +36,8 @@ export const HELP = `usage: deno task serve [options]
   --body-timeout S      seconds to receive a request body (default 10)
   --timeout S           deadline per request, queueing included (default 600)
   --shutdown-grace S    on SIGINT/SIGTERM, seconds running requests may finish (default 10)
+  --image-models DIR    base/ and superres/ for /v1/images/generations, loaded on
+                        its first request (default: the shipped models/image/)
   --speculative D       default drafter: ${
   DRAFTERS.join("|")
 } (requests may override;
@@ -60,6 +63,7 @@ const OPTIONS: Options = {
   "body-timeout": { type: "string" },
   timeout: { type: "string" },
   "shutdown-grace": { type: "string" },
+  "image-models": { type: "string" },
   speculative: { type: "string" },
   "draft-k": { type: "string" },
   "draft-model": { type: "string" },
@@ -162,6 +166,12 @@ export async function serve(args: string[]): Promise<number> {
     apiKey,
     modelId: string(v, "model-id"),
     speculative,
+    images: () => {
+      const dir = string(v, "image-models");
+      return loadImageBackend(
+        dir === undefined ? undefined : dir.endsWith("/") ? dir : `${dir}/`,
+      );
+    },
   });
   // The browser page, from build/web/ (`deno task web`), at /.
   const webDir = new URL("../../build/web/", import.meta.url);

@@ -133,6 +133,14 @@ export class ServerMetrics {
     "seer_generations_total",
     "Generations finished, by finish reason (length, stop, eos, context, abort, deadline, error).",
   );
+  readonly imageRequests = new Counter(
+    "seer_image_requests_total",
+    "Image generation requests that reached the models, by outcome (ok, invalid, aborted, deadline, error).",
+  );
+  readonly images = new Counter(
+    "seer_images_generated_total",
+    "Images generated and returned.",
+  );
   readonly timeToFirstToken = new Histogram(
     "seer_time_to_first_token_seconds",
     "From request arrival (queueing included) to the first generated token.",
@@ -186,6 +194,8 @@ export class ServerMetrics {
       this.draftedTokens,
       this.acceptedTokens,
       this.generations,
+      this.imageRequests,
+      this.images,
       this.timeToFirstToken,
       this.tokenLatency,
       new Gauge("seer_queue_depth", "Requests waiting for a slot.", queueDepth),

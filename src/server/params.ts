@@ -72,10 +72,10 @@ export const MAX_STOP_STRINGS = 16;
 export const MAX_STOP_LENGTH = 256;
 export const MAX_MESSAGES = 1024;
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 /** A short, safe rendering of a bad value for an error message. */
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "string") {
@@ -88,11 +88,11 @@ function describe(v: unknown): string {
 }
 
 /** A value present in the body: an own property that is not null. */
-function field(body: Json, name: string): unknown {
+export function field(body: Json, name: string): unknown {
   return Object.hasOwn(body, name) ? body[name] ?? undefined : undefined;
 }
 
-interface NumberRule {
+export interface NumberRule {
   min: number;
   max: number;
   integer?: boolean;
@@ -110,7 +110,7 @@ function rangeText(r: NumberRule): string {
   return `${kind} in ${lo}${r.min}, ${r.max}${hi}`;
 }
 
-function number(
+export function number(
   body: Json,
   name: string,
   rule: NumberRule,
