@@ -324,13 +324,33 @@ export class ThreadPool implements RowParallel {
     const worker = new Worker(this.#workerUrl, { type: "module" });
     const slot = this.#slots[t];
     slot.worker = worker;
-    // An uncaught error in a worker would otherwise end the whole process.
+    // An uncaught error in a worker would otherwise end the whole process;
+    // before init answers it means the worker could not start at all.
+    let startFailed: (e: Error) => void = () => {};
+    const notStarted = new Promise<never>((_, reject) => startFailed = reject);
     worker.addEventListener("error", (e) => {
       e.preventDefault();
+      startFailed(
+        new SeerError(
+          "internal",
+          `kernel worker ${t} could not start from ${this.#workerUrl.href}: ${
+            e.message || "the script failed to load"
+          }`,
+        ),
+      );
       if (slot.worker === worker && slot.live) this.#lose(t);
     });
     const api = Comlink.wrap<KernelWorker>(worker);
-    await api.init(this.runtime.module, this.runtime.memory, this.control, t);
+    try {
+      await Promise.race([
+        api.init(this.runtime.module, this.runtime.memory, this.control, t),
+        notStarted,
+      ]);
+    } catch (e) {
+      worker.terminate();
+      if (slot.worker === worker) slot.worker = null;
+      throw e;
+    }
     if (this.#disposed || slot.worker !== worker) {
       worker.terminate();
       return;

@@ -1,5 +1,6 @@
 /**
- * `generate --threads N` as a user runs it: the same tokens as one thread,
+ * `generate --threads N` and `serve --threads 2` as a user runs them: the
+ * same tokens and text as one thread,
  * on a model wide enough that the pool really splits its products, and a
  * one-line refusal of a bad thread count.
  */
@@ -12,6 +13,7 @@ import {
 } from "../formats/fixtures.ts";
 
 const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
+const SERVER = new URL("../../src/server/main.ts", import.meta.url).pathname;
 
 async function cli(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -26,7 +28,65 @@ async function cli(args: string[]) {
   };
 }
 
-Deno.test("cli: generate --threads 2 and 3 give one thread's tokens", async () => {
+/** One greedy completion from `serve --threads 2` on a free port. */
+async function serverText(
+  model: string,
+  tokenizer: string,
+  prompt: string,
+  maxTokens: number,
+): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      SERVER,
+      ...["--port", "0", "--threads", "2", "--model", model],
+      ...["--tokenizer", tokenizer],
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let seen = "";
+    let m: RegExpExecArray | null = null;
+    while (!m) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the server exited:\n${seen}`);
+      seen += value;
+      m = /listening on (http:\/\/\S+)/.exec(seen);
+    }
+    // Keep draining so the server never blocks on a full pipe.
+    (async () => {
+      while (!(await reader.read()).done);
+    })();
+    // It listens at once and loads the model after: wait for /health.
+    for (let i = 0; i < 300; i++) {
+      const health = await fetch(`${m[1]}/health`);
+      await health.body?.cancel();
+      if (health.status === 200) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const res = await fetch(`${m[1]}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        prompt,
+        max_tokens: maxTokens,
+        temperature: 0,
+      }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return body.choices[0].text;
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+Deno.test("cli and server: --threads 2 and 3 give one thread's tokens", async () => {
   // dim 256: every product has at least 256 × 256 multiply-adds, past the
   // pool's default threshold for splitting.
   const dir = await Deno.makeTempDir({ prefix: "seer-threads-" });
@@ -77,6 +137,11 @@ Deno.test("cli: generate --threads 2 and 3 give one thread's tokens", async () =
         `--threads ${threads}`,
       );
     }
+    // The server with --threads 2 answers with the same text.
+    assert.equal(
+      await serverText(model, tok, "abc", 40),
+      JSON.parse(one.stdout).text,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -269,6 +269,17 @@ Deno.test("pool: bad options are refused with the valid range; 1 thread has no w
     ThreadPool.create({ threads: 2, timeoutMs: -1 }),
     /timeoutMs must be a non-negative finite number/,
   );
+  await assert.rejects(
+    ThreadPool.create({
+      threads: 2,
+      workerUrl: new URL("./no_such_worker.js", import.meta.url),
+    }),
+    (e: unknown) =>
+      e instanceof SeerError &&
+      /kernel worker 1 could not start from .*no_such_worker\.js/.test(
+        e.message,
+      ),
+  );
   const pool = await ThreadPool.create({ threads: 1 });
   assert.equal(pool.runtime.parallel, null);
   assert.equal(pool.liveWorkers, 0);
