@@ -19,7 +19,8 @@ import { type ImageModel, loadImageModel } from "./checkpoint.ts";
 import { agreement, Classifier } from "./classifier.ts";
 import { frechetBetween } from "./frechet.ts";
 import { generateImages, type GenerateOptions } from "./generate.ts";
-import { loadMnist, upsample2 } from "./mnist.ts";
+import { loadMnist } from "./mnist.ts";
+import { upsample2 } from "./resample.ts";
 
 export interface EvalSetting {
   name: string;

@@ -13,7 +13,7 @@
 import { SeerError } from "../errors.ts";
 import type { ImageModel } from "./checkpoint.ts";
 import { checkSteps, sample } from "./diffusion.ts";
-import { upsample2 } from "./mnist.ts";
+import { upsample2 } from "./resample.ts";
 import { Rng } from "./rng.ts";
 
 export interface StepEvent {

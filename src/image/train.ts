@@ -30,7 +30,8 @@ import {
 import { DiT } from "./dit.ts";
 import { Schedule } from "./diffusion.ts";
 import { encodeModel, writeFileAtomic } from "./checkpoint.ts";
-import { type Digits, downsample2, upsample2 } from "./mnist.ts";
+import type { Digits } from "./mnist.ts";
+import { downsample2, upsample2 } from "./resample.ts";
 import { Rng } from "./rng.ts";
 
 export interface TrainOptions {

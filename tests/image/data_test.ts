@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { downsample2, loadMnist, upsample2 } from "../../src/image/mnist.ts";
+import { loadMnist } from "../../src/image/mnist.ts";
+import { downsample2, upsample2 } from "../../src/image/resample.ts";
 import {
   frechetBetween,
   frechetDistance,
