@@ -188,6 +188,7 @@ Deno.test({
       page.on("pageerror", (e) => errors.push(String(e)));
       await page.goto(`${server.base}/?minWork=0`);
       assert.equal(await page.evaluate("self.crossOriginIsolated"), true);
+      await page.fill("#threads", "2");
       await page.click("#load");
       await waitState(page, "ready");
       const info = page.locator("#model-info");
