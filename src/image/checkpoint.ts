@@ -67,7 +67,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 
 export async function readConfig(dir: string): Promise<ImageModelConfig> {
   const path = `${dir}/config.json`;
-  const text = new TextDecoder().decode(await readBytes(path, "model config"));
+  return parseConfig(await readBytes(path, "model config"), path);
+}
+
+/** config.json's bytes to a checked config; `path` names it in errors. */
+export function parseConfig(bytes: Uint8Array, path: string): ImageModelConfig {
+  const text = new TextDecoder().decode(bytes);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -172,7 +177,26 @@ export async function loadImageModel(
 ): Promise<ImageModel> {
   const config = await readConfig(dir);
   const path = `${dir}/model.safetensors`;
-  const file = parseSafetensors(await readBytes(path, "model weights"), path);
+  return imageModelFrom(
+    rt,
+    dir,
+    config,
+    await readBytes(path, "model weights"),
+  );
+}
+
+/**
+ * A model from a config and the bytes of its model.safetensors, for code
+ * that fetched them (the browser) rather than read them from disk.
+ */
+export function imageModelFrom(
+  rt: Runtime,
+  dir: string,
+  config: ImageModelConfig,
+  weights: Uint8Array,
+): ImageModel {
+  const path = `${dir}/model.safetensors`;
+  const file = parseSafetensors(weights, path);
   const dit = new DiT(rt, config.model);
   try {
     loadWeightsInto(dit, file, path);
