@@ -21,6 +21,8 @@ const bundles: [string, string][] = [
   ["web/app.ts", "app.js"],
   ["web/generate_worker.ts", "generate-worker.js"],
   ["src/worker/kernel_worker.ts", "kernel-worker.js"],
+  ["web/images.ts", "images.js"],
+  ["web/image_worker.ts", "image-worker.js"],
 ];
 const copies: [string, string][] = [
   ["web/index.html", "index.html"],
@@ -29,6 +31,14 @@ const copies: [string, string][] = [
   ["build/seer-threads.wasm", "seer-threads.wasm"],
   ["models/stories260K.bin", "models/stories260K.bin"],
   ["models/tok512.bin", "models/tok512.bin"],
+  // The image cascade, flattened: the server serves one folder level.
+  ["models/image/base/config.json", "models/image-base.json"],
+  ["models/image/base/model.safetensors", "models/image-base.safetensors"],
+  ["models/image/superres/config.json", "models/image-superres.json"],
+  [
+    "models/image/superres/model.safetensors",
+    "models/image-superres.safetensors",
+  ],
 ];
 
 await Deno.mkdir(`${out}/models`, { recursive: true });

@@ -21,6 +21,8 @@ const TYPES: Record<string, string> = {
   css: "text/css; charset=utf-8",
   wasm: "application/wasm",
   bin: "application/octet-stream",
+  json: "application/json",
+  safetensors: "application/octet-stream",
 };
 
 /** A file name the page may ask for: one folder deep, a known type, no "..". */

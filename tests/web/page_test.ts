@@ -246,3 +246,85 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "web: the image tab shows every denoising step and ends with generateImages' digits",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await run(["run", "-A", "scripts/web.ts"]);
+    const options = { digit: 7, count: 2, steps: 5, guidance: 3, seed: 1 };
+    // The same cascade sampled in this process: the reference pixels.
+    const { Runtime } = await import("../../src/kernels/runtime.ts");
+    const { loadCascade } = await import("../../src/image/checkpoint.ts");
+    const { generateImages } = await import("../../src/image/generate.ts");
+    const { base, superres } = await loadCascade(await Runtime.load());
+    const expected = (await generateImages({
+      base,
+      superres,
+      classes: Array(options.count).fill(options.digit),
+      sampler: "ddim",
+      steps: options.steps,
+      guidance: options.guidance,
+      seed: options.seed,
+    })).images.map((img) =>
+      Array.from(img, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255))
+    );
+
+    const server = await startServer();
+    const browser = await launch();
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`${server.base}/`);
+      for (const [key, value] of Object.entries(options)) {
+        await page.fill(
+          `#image-${key === "count" ? "count" : key}`,
+          String(value),
+        );
+      }
+      await page.click("#image-generate");
+      await page.waitForFunction(
+        `["done", "error"].includes(document.getElementById("image-status").dataset.state)`,
+        undefined,
+        { timeout: 60_000 },
+      );
+      assert.match(
+        (await page.textContent("#image-status"))!,
+        /^done: 2 images/,
+      );
+      // Both stages report every step: 5 DDIM steps each.
+      assert.equal(
+        await page.getAttribute("#image-canvas", "data-steps"),
+        "10",
+      );
+      // The canvas scales each 28×28 image to 112×112 without smoothing:
+      // the centre of each 4×4 block is one generated pixel.
+      const drawn = await page.evaluate(`(() => {
+        const c = document.getElementById("image-canvas");
+        const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        const images = [];
+        for (let n = 0; n < ${options.count}; n++) {
+          const px = [];
+          for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
+            px.push(data[((y * 4 + 2) * c.width + n * 116 + x * 4 + 2) * 4]);
+          }
+          images.push(px);
+        }
+        return images;
+      })()`) as number[][];
+      for (let n = 0; n < options.count; n++) {
+        // Same kernels, same seed; allow one grey level for float rounding
+        // in the two JavaScript engines' Math functions.
+        const off = drawn[n].filter((v, i) => Math.abs(v - expected[n][i]) > 1);
+        assert.equal(off.length, 0, `image ${n}: ${off.length} pixels differ`);
+      }
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  },
+});
