@@ -21,6 +21,10 @@ const TYPES: Record<string, string> = {
   css: "text/css; charset=utf-8",
   wasm: "application/wasm",
   bin: "application/octet-stream",
+};
+
+/** Model files the page fetches: served from models/ only. */
+const MODEL_TYPES: Record<string, string> = {
   json: "application/json",
   safetensors: "application/octet-stream",
 };
@@ -33,7 +37,11 @@ export function mountWeb(
   read: (name: string) => Promise<Uint8Array | null>,
 ): void {
   const serve = async (name: string) => {
-    const type = TYPES[NAME.exec(name)?.[1] ?? ""];
+    const ext = NAME.exec(name)?.[1] ?? "";
+    // Only names under models/ may be JSON, so the project's own
+    // configuration (deno.json) can never be read through the page.
+    const type = TYPES[ext] ??
+      (name.startsWith("models/") ? MODEL_TYPES[ext] : undefined);
     const bytes = type ? await read(name) : null;
     if (!bytes) return null;
     return new Response(bytes as Uint8Array<ArrayBuffer>, {

@@ -26,6 +26,8 @@ Deno.test("web files: served with COOP/COEP/CORP and their types", async () => {
     "app.js": "1",
     "seer.wasm": "w",
     "models/tok512.bin": "t",
+    "models/image-base.json": "{}",
+    "models/image-base.safetensors": "s",
   });
   for (
     const [path, type, body] of [
@@ -33,6 +35,8 @@ Deno.test("web files: served with COOP/COEP/CORP and their types", async () => {
       ["/app.js", "text/javascript; charset=utf-8", "1"],
       ["/seer.wasm", "application/wasm", "w"],
       ["/models/tok512.bin", "application/octet-stream", "t"],
+      ["/models/image-base.json", "application/json", "{}"],
+      ["/models/image-base.safetensors", "application/octet-stream", "s"],
     ]
   ) {
     const res = await app.request(path);
