@@ -3,23 +3,12 @@
  * and bad input that ends in a one-line message, never a stack trace.
  */
 import assert from "node:assert/strict";
+import { runCli } from "./run.ts";
 import { assertTopLogits, GOLDEN } from "../golden.ts";
 
-const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
 const MODELS = new URL("../../../shared/models/", import.meta.url).pathname;
 
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = runCli;
 
 Deno.test("cli: generate --json reproduces the golden runs", async () => {
   for (const g of GOLDEN) {

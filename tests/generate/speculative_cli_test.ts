@@ -4,22 +4,12 @@
  * and bad flag combinations end in one line that says what to do.
  */
 import assert from "node:assert/strict";
+import { runCli } from "../cli/run.ts";
 import { GOLDEN } from "../golden.ts";
 import { F16_DRAFT } from "./speculative_fixtures.ts";
 
-const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
-
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "generate", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
+function cli(args: string[]) {
+  return runCli(["generate", ...args]);
 }
 
 Deno.test("cli: --speculative and --nar keep the golden greedy output", async () => {

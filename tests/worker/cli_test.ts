@@ -5,6 +5,7 @@
  * one-line refusal of a bad thread count.
  */
 import assert from "node:assert/strict";
+import { runCli } from "../cli/run.ts";
 import { writeLlama2c } from "../../src/formats/llama2c.ts";
 import {
   tinyModel,
@@ -12,21 +13,9 @@ import {
   tokenizerBin,
 } from "../formats/fixtures.ts";
 
-const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
 const SERVER = new URL("../../src/server/main.ts", import.meta.url).pathname;
 
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = runCli;
 
 /** One greedy completion from `serve --threads 2` on a free port. */
 async function serverText(
