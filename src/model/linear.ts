@@ -16,11 +16,6 @@ export interface Matrix {
   cols: number;
 }
 
-/** Bytes one row takes in the given type. */
-export function rowBytes(type: MatrixType, cols: number): number {
-  return type === "f32" ? cols * 4 : (cols / 32) * 34;
-}
-
 /** Kernels take at most this many vectors at once. */
 export const MAX_BATCH = 16;
 

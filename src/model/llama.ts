@@ -11,7 +11,8 @@
 import type { Runtime } from "../kernels/runtime.ts";
 import type { LlamaConfig, ModelFile, Tensor } from "../formats/types.ts";
 import { SeerError } from "../errors.ts";
-import { linear, type Matrix, MAX_BATCH, rowBytes } from "./linear.ts";
+import { linear, type Matrix, MAX_BATCH } from "./linear.ts";
+import { rowBytes } from "../formats/validate.ts";
 
 export interface LlamaOptions {
   /** Quantize f32/f16 matrices to q8_0 at load (rows a multiple of 32). */
